@@ -1,0 +1,509 @@
+//! The `[social_auth]` configuration: what `Rocket.toml` may say, its defaults, and its checks.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use rocket::figment::Profile;
+use serde::Deserialize;
+use url::Url;
+
+use crate::secret::Secret;
+
+/// Route names under `base` that a provider may not take.
+pub(crate) const RESERVED_NAMES: &[&str] = &[
+    "session",
+    "token",
+    "refresh_token",
+    "logout",
+    "logout_all",
+    "jwks.json",
+    "callback",
+    "refresh",
+    "link",
+    "unlink",
+    "me",
+];
+
+/// The `[default.social_auth]` table of `Rocket.toml`.
+///
+/// Every field but `jwt` has a default. Values can be overridden per profile
+/// (`[release.social_auth]`), by `ROCKET_SOCIAL_AUTH='{jwt={secret="…"}}'` in the
+/// environment, or by another file named in `ROCKET_CONFIG`.
+///
+/// ```toml
+/// [default.social_auth]
+/// base = "/auth"
+/// public_url = "https://app.example.com"
+/// authed_url = "/"
+/// logout_url = "/"
+/// http_timeout_secs = 10
+/// migrate = true
+/// expose_refresh_token = false
+///
+/// [default.social_auth.jwt]
+/// secret = "at least 32 bytes of randomness, e.g. openssl rand -base64 48"
+/// algorithm = "HS256"
+/// role = "web_user"
+/// exp_minutes = 60
+///
+/// [default.social_auth.providers.github]
+/// client_id = "Iv1.0123456789abcdef"
+/// client_secret = "…"
+/// ```
+///
+/// ```
+/// use rocket::figment::{Figment, providers::{Format, Toml}};
+/// use rocket_social_auth::Config;
+///
+/// let figment = Figment::from(Toml::string(r#"
+///     [social_auth.jwt]
+///     secret = "0123456789abcdef0123456789abcdef"
+///     role = "web_user"
+/// "#));
+/// let config: Config = figment.extract_inner("social_auth").unwrap();
+/// assert_eq!(config.base, "/auth");
+/// assert_eq!(config.jwt.exp_minutes, 60);
+/// assert!(config.providers.is_empty());
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where the provider routes are mounted. Default `"/auth"`.
+    #[serde(default = "default_base")]
+    pub base: String,
+    /// The address browsers use to reach the app, without a trailing slash; the callback URL
+    /// sent to providers is `{public_url}{base}/{provider}/callback`. Cookies get `Secure` when
+    /// it is `https`. Default `"http://127.0.0.1:8000"`.
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
+    /// Where a finished login goes when the login had no `next`. Default `"/"`.
+    #[serde(default = "default_root")]
+    pub authed_url: String,
+    /// Where logout goes. Default `"/"`.
+    #[serde(default = "default_root")]
+    pub logout_url: String,
+    /// Timeout, in seconds, of every call to a provider. Default `10`.
+    #[serde(default = "default_timeout")]
+    pub http_timeout_secs: u64,
+    /// Run this crate's migrations at launch. Default `true`.
+    #[serde(default = "default_true")]
+    pub migrate: bool,
+    /// Mount `GET {base}/refresh_token`, which hands the provider's refresh token to the
+    /// browser. Default `false`: a refresh token belongs on the server.
+    #[serde(default)]
+    pub expose_refresh_token: bool,
+    /// How JWTs are signed and what they claim.
+    pub jwt: JwtConfig,
+    /// One table per enabled provider, keyed by its name (the `<provider>` of the routes).
+    /// An absent table means the provider is off.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// The `[default.social_auth.jwt]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JwtConfig {
+    /// The HMAC key, at least 32 bytes. Required. (The Django app's `JWT_SECRET`.)
+    pub secret: Option<Secret>,
+    /// `HS256`, `HS384` or `HS512`. Default `"HS256"`. Tokens signed with any other
+    /// algorithm are refused.
+    #[serde(default = "default_algorithm")]
+    pub algorithm: String,
+    /// Copied into the `role` claim (PostgREST reads it). Required.
+    pub role: Option<String>,
+    /// Lifetime of a token and of the `jwt` cookie, in minutes. Default `60`.
+    #[serde(default = "default_exp")]
+    pub exp_minutes: u64,
+}
+
+/// The kind of a provider; the tables named `github` and `dev` need not say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// GitHub (OAuth App or GitHub App user tokens), or GitHub Enterprise Server.
+    Github,
+    /// The development provider: a GitHub-compatible provider served by the app itself, which
+    /// signs in local test users without any account. Refused in the release profile.
+    Dev,
+}
+
+/// One `[default.social_auth.providers.<name>]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ProviderConfig {
+    /// The kind; taken from the name when the table is `github` or `dev`.
+    pub kind: Option<ProviderKind>,
+    /// The OAuth client id. Required (but for `dev`).
+    pub client_id: Option<String>,
+    /// The OAuth client secret. Required (but for `dev`).
+    pub client_secret: Option<Secret>,
+    /// Authorization endpoint. GitHub default `https://github.com/login/oauth/authorize`.
+    pub authorize_url: Option<String>,
+    /// Token endpoint. GitHub default `https://github.com/login/oauth/access_token`.
+    pub token_url: Option<String>,
+    /// REST API root. GitHub default `https://api.github.com`.
+    pub api_url: Option<String>,
+    /// Scopes asked for. GitHub default `["read:user", "user:email"]`.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A configuration value that stops launch; it names the offending key.
+///
+/// ```
+/// use rocket_social_auth::ConfigError;
+///
+/// let error = ConfigError::new("social_auth.jwt.role", "is required");
+/// assert_eq!(error.to_string(), "`social_auth.jwt.role` is required");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    key: String,
+    message: String,
+}
+
+impl ConfigError {
+    /// A new error about `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The full key, e.g. `social_auth.jwt.secret`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn default_base() -> String {
+    "/auth".into()
+}
+fn default_public_url() -> String {
+    "http://127.0.0.1:8000".into()
+}
+fn default_root() -> String {
+    "/".into()
+}
+fn default_timeout() -> u64 {
+    10
+}
+fn default_true() -> bool {
+    true
+}
+fn default_algorithm() -> String {
+    "HS256".into()
+}
+fn default_exp() -> u64 {
+    60
+}
+
+/// A provider table after its checks: kind resolved, URLs parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedProvider {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub authorize_url: Url,
+    pub token_url: Url,
+    pub api_url: Url,
+    pub scopes: Vec<String>,
+}
+
+impl Config {
+    /// `base` without a trailing slash (`""` when mounted at the root).
+    pub(crate) fn base_path(&self) -> &str {
+        self.base.trim_end_matches('/')
+    }
+
+    /// `public_url` without a trailing slash.
+    pub(crate) fn public_origin(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
+    /// The callback URL registered with a provider.
+    pub(crate) fn callback_url(&self, provider: &str) -> String {
+        format!(
+            "{}{}/{provider}/callback",
+            self.public_origin(),
+            self.base_path()
+        )
+    }
+
+    /// Whether cookies must be `Secure`.
+    pub(crate) fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// Checks every value and resolves the providers. `profile` is Rocket's profile: the
+    /// development provider is refused in `release`.
+    pub(crate) fn validate(&self, profile: &Profile) -> Result<Vec<ResolvedProvider>, ConfigError> {
+        let key = |k: &str| format!("social_auth.{k}");
+        if !self.base.starts_with('/')
+            || self.base.contains("//")
+            || rocket::http::uri::Origin::parse(&self.base).is_err()
+        {
+            return Err(ConfigError::new(
+                key("base"),
+                "must be an absolute path such as \"/auth\"",
+            ));
+        }
+        let public = Url::parse(&self.public_url)
+            .map_err(|e| ConfigError::new(key("public_url"), format!("is not a valid URL: {e}")))?;
+        if !matches!(public.scheme(), "http" | "https")
+            || public.query().is_some()
+            || public.fragment().is_some()
+            || public.path() != "/"
+        {
+            return Err(ConfigError::new(
+                key("public_url"),
+                "must be an http(s) origin such as \"https://app.example.com\", without path or query",
+            ));
+        }
+        for (k, v) in [
+            ("authed_url", &self.authed_url),
+            ("logout_url", &self.logout_url),
+        ] {
+            if rocket::http::uri::Reference::parse(v).is_err() || v.is_empty() {
+                return Err(ConfigError::new(key(k), "is not a valid URL or path"));
+            }
+        }
+        if self.http_timeout_secs == 0 {
+            return Err(ConfigError::new(
+                key("http_timeout_secs"),
+                "must be at least 1",
+            ));
+        }
+        self.jwt.validate()?;
+        self.providers
+            .iter()
+            .map(|(name, p)| p.resolve(name, profile))
+            .collect()
+    }
+}
+
+impl JwtConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("social_auth.jwt.{k}");
+        if !matches!(self.algorithm.as_str(), "HS256" | "HS384" | "HS512") {
+            return Err(ConfigError::new(
+                key("algorithm"),
+                format!(
+                    "is `{}`, which is not supported: use HS256, HS384 or HS512",
+                    self.algorithm
+                ),
+            ));
+        }
+        match &self.secret {
+            None => return Err(ConfigError::new(key("secret"), "is required")),
+            Some(s) if s.expose().len() < 32 => {
+                return Err(ConfigError::new(
+                    key("secret"),
+                    "is shorter than 32 bytes: use e.g. `openssl rand -base64 48`",
+                ))
+            }
+            Some(_) => {}
+        }
+        match self.role.as_deref().map(str::trim) {
+            None | Some("") => return Err(ConfigError::new(key("role"), "is required")),
+            Some(_) => {}
+        }
+        if self.exp_minutes == 0 {
+            return Err(ConfigError::new(key("exp_minutes"), "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl ProviderConfig {
+    fn resolve(&self, name: &str, profile: &Profile) -> Result<ResolvedProvider, ConfigError> {
+        let key = |k: &str| format!("social_auth.providers.{name}{k}");
+        let valid_name = !name.is_empty()
+            && name.len() <= 40
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            && !name.starts_with(['_', '-']);
+        if !valid_name {
+            return Err(ConfigError::new(
+                key(""),
+                "has an invalid name: use lowercase letters, digits, `_` and `-`",
+            ));
+        }
+        if RESERVED_NAMES.contains(&name) {
+            return Err(ConfigError::new(
+                key(""),
+                format!(
+                    "is named like one of the routes under `base` ({name}): choose another name"
+                ),
+            ));
+        }
+        let kind =
+            match (self.kind, name) {
+                (Some(kind), _) => kind,
+                (None, "github") => ProviderKind::Github,
+                (None, "dev") => ProviderKind::Dev,
+                (None, _) => return Err(ConfigError::new(
+                    key(".kind"),
+                    "is required for a provider not named after its kind (\"github\" or \"dev\")",
+                )),
+            };
+        if kind == ProviderKind::Dev {
+            if profile.as_str() == "release" {
+                return Err(ConfigError::new(
+                    key(""),
+                    "is the development provider, which signs in anyone: it is refused in the release profile",
+                ));
+            }
+            // Its URLs are the app's own; filled in by the fairing.
+            let placeholder = Url::parse("http://127.0.0.1/").expect("static URL");
+            return Ok(ResolvedProvider {
+                name: name.into(),
+                kind,
+                client_id: self.client_id.clone().unwrap_or_else(|| "dev".into()),
+                client_secret: self.client_secret.clone().unwrap_or_default(),
+                authorize_url: placeholder.clone(),
+                token_url: placeholder.clone(),
+                api_url: placeholder,
+                scopes: self
+                    .scopes
+                    .clone()
+                    .unwrap_or_else(|| vec!["read:user".into(), "user:email".into()]),
+            });
+        }
+        let client_id = match self.client_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => id.to_owned(),
+            _ => return Err(ConfigError::new(key(".client_id"), "is required")),
+        };
+        let client_secret = match &self.client_secret {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => return Err(ConfigError::new(key(".client_secret"), "is required")),
+        };
+        let url = |field: &str, value: &Option<String>, default: &str| {
+            provider_url(
+                &key(&format!(".{field}")),
+                value.as_deref().unwrap_or(default),
+            )
+        };
+        Ok(ResolvedProvider {
+            name: name.into(),
+            kind,
+            client_id,
+            client_secret,
+            authorize_url: url(
+                "authorize_url",
+                &self.authorize_url,
+                "https://github.com/login/oauth/authorize",
+            )?,
+            token_url: url(
+                "token_url",
+                &self.token_url,
+                "https://github.com/login/oauth/access_token",
+            )?,
+            api_url: url("api_url", &self.api_url, "https://api.github.com")?,
+            scopes: self
+                .scopes
+                .clone()
+                .unwrap_or_else(|| vec!["read:user".into(), "user:email".into()]),
+        })
+    }
+}
+
+/// Parses a provider URL: HTTPS, or plain HTTP only when the host is loopback.
+pub(crate) fn provider_url(key: &str, value: &str) -> Result<Url, ConfigError> {
+    let url =
+        Url::parse(value).map_err(|e| ConfigError::new(key, format!("is not a valid URL: {e}")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err(ConfigError::new(
+            key,
+            format!("must use https (plain http is allowed only on loopback): `{value}`"),
+        )),
+    }
+}
+
+/// Whether a URL's host is loopback (`localhost`, `127.0.0.0/8`, `::1`).
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::figment::providers::{Format, Toml};
+    use rocket::figment::Figment;
+
+    fn config(toml: &str) -> Config {
+        Figment::from(Toml::string(toml))
+            .extract_inner("social_auth")
+            .expect("config parses")
+    }
+
+    const JWT: &str =
+        "[social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"web_user\"\n";
+
+    #[test]
+    fn defaults() {
+        let c = config(JWT);
+        assert_eq!(c.base, "/auth");
+        assert_eq!(c.public_url, "http://127.0.0.1:8000");
+        assert_eq!(c.authed_url, "/");
+        assert_eq!(c.logout_url, "/");
+        assert_eq!(c.http_timeout_secs, 10);
+        assert!(c.migrate);
+        assert!(!c.expose_refresh_token);
+        assert_eq!(c.jwt.algorithm, "HS256");
+        assert_eq!(c.jwt.exp_minutes, 60);
+        assert!(c.validate(&Profile::new("debug")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn github_defaults_and_loopback_rule() {
+        let c = config(&format!(
+            "{JWT}[social_auth.providers.github]\nclient_id = \"id\"\nclient_secret = \"s\"\n"
+        ));
+        let p = &c.validate(&Profile::new("debug")).unwrap()[0];
+        assert_eq!(p.kind, ProviderKind::Github);
+        assert_eq!(
+            p.token_url.as_str(),
+            "https://github.com/login/oauth/access_token"
+        );
+        assert_eq!(p.scopes, ["read:user", "user:email"]);
+        assert!(provider_url("k", "http://127.0.0.1:9/x").is_ok());
+        assert!(provider_url("k", "http://localhost:9/x").is_ok());
+        assert!(provider_url("k", "http://[::1]:9/x").is_ok());
+        let err = provider_url("k", "http://github.example.com/x").unwrap_err();
+        assert_eq!(err.key(), "k");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = config(&format!(
+            "{JWT}[social_auth.providers.github]\nclient_id = \"id\"\nclient_secret = \"very-secret-value\"\n"
+        ));
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("very-secret-value"));
+        assert!(!debug.contains("0123456789abcdef"));
+    }
+}
