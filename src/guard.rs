@@ -1,0 +1,193 @@
+//! The request guards: [`SocialAuth`] (who is signed in, never fails) and [`AuthUser`] (401
+//! when nobody is).
+
+use std::convert::Infallible;
+use std::ops::Deref;
+
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::{Ignite, Rocket, Sentinel};
+
+use crate::jwt::Claims;
+use crate::service::AuthService;
+
+/// The name of the private cookie that holds the JWT.
+pub const JWT_COOKIE: &str = "jwt";
+
+/// Who sent a request: the three answers of the Django app's `is_auth_social(request)`.
+///
+/// The JWT comes from `Authorization: Bearer …` when that header is present, else from the
+/// private cookie `jwt`. A missing, tampered, expired or wrongly signed token (including
+/// `alg: none` and any algorithm other than the configured one) is [`SocialAuth::Anonymous`].
+/// The guard never fails and never touches the database; it runs once per request.
+///
+/// ```no_run
+/// use rocket::get;
+/// use rocket_social_auth::SocialAuth;
+///
+/// #[get("/hello")]
+/// fn hello(auth: SocialAuth) -> String {
+///     match auth {
+///         SocialAuth::Social { provider, claims } => {
+///             format!("Hello {} (via {provider})", claims.name.unwrap_or_default())
+///         }
+///         SocialAuth::Local { claims } => format!("Hello user {}", claims.sub),
+///         _ => "Hello stranger".into(),
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SocialAuth {
+    /// Signed in through a provider.
+    Social {
+        /// The provider's name, e.g. `"github"`.
+        provider: String,
+        /// The token's claims.
+        claims: Claims,
+    },
+    /// Signed in by the app's own login: a valid JWT without a `provider` claim, issued with
+    /// [`AuthService::issue_jwt`].
+    Local {
+        /// The token's claims.
+        claims: Claims,
+    },
+    /// No valid token.
+    Anonymous,
+}
+
+impl SocialAuth {
+    /// The claims, when signed in.
+    pub fn claims(&self) -> Option<&Claims> {
+        match self {
+            SocialAuth::Social { claims, .. } | SocialAuth::Local { claims } => Some(claims),
+            SocialAuth::Anonymous => None,
+        }
+    }
+
+    /// The provider's name, when signed in through one.
+    pub fn provider(&self) -> Option<&str> {
+        match self {
+            SocialAuth::Social { provider, .. } => Some(provider),
+            _ => None,
+        }
+    }
+
+    /// Whether anybody is signed in.
+    pub fn is_authenticated(&self) -> bool {
+        !matches!(self, SocialAuth::Anonymous)
+    }
+}
+
+/// What the guard found, cached for the request.
+pub(crate) struct Resolved {
+    pub auth: SocialAuth,
+    /// The valid token the request carried.
+    pub token: Option<String>,
+}
+
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// Resolves the request's token once and caches the answer.
+pub(crate) fn resolve<'r>(request: &'r Request<'_>) -> &'r Resolved {
+    request.local_cache(|| {
+        let anonymous = Resolved {
+            auth: SocialAuth::Anonymous,
+            token: None,
+        };
+        let Some(service) = request.rocket().state::<AuthService>() else {
+            return anonymous;
+        };
+        let token = match request.headers().get_one("Authorization").and_then(bearer) {
+            Some(token) => token.to_owned(),
+            None => match request.cookies().get_private(JWT_COOKIE) {
+                Some(cookie) => cookie.value().to_owned(),
+                None => return anonymous,
+            },
+        };
+        let Some(claims) = service.verify_jwt(&token) else {
+            return anonymous;
+        };
+        let auth = match claims.provider.clone() {
+            Some(provider) => SocialAuth::Social { provider, claims },
+            None => SocialAuth::Local { claims },
+        };
+        Resolved {
+            auth,
+            token: Some(token),
+        }
+    })
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SocialAuth {
+    type Error = Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(resolve(request).auth.clone())
+    }
+}
+
+impl Sentinel for SocialAuth {
+    fn abort(rocket: &Rocket<Ignite>) -> bool {
+        rocket.state::<AuthService>().is_none()
+    }
+}
+
+/// A signed-in user; routes that take it answer 401 to anybody else.
+///
+/// It dereferences to the token's [`Claims`].
+///
+/// ```no_run
+/// use rocket::get;
+/// use rocket_social_auth::AuthUser;
+///
+/// #[get("/private")]
+/// fn private(user: AuthUser) -> String {
+///     format!("user {} via {:?}", user.sub, user.provider)
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser {
+    claims: Claims,
+}
+
+impl AuthUser {
+    /// The token's claims.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+}
+
+impl Deref for AuthUser {
+    type Target = Claims;
+
+    fn deref(&self) -> &Claims {
+        &self.claims
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AuthUser {
+    type Error = ();
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        match resolve(request).auth.claims() {
+            Some(claims) => Outcome::Success(AuthUser {
+                claims: claims.clone(),
+            }),
+            None => Outcome::Error((Status::Unauthorized, ())),
+        }
+    }
+}
+
+impl Sentinel for AuthUser {
+    fn abort(rocket: &Rocket<Ignite>) -> bool {
+        rocket.state::<AuthService>().is_none()
+    }
+}

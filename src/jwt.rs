@@ -1,0 +1,245 @@
+//! The JWT this crate issues for each login: its claims, how it is signed and checked.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::config::JwtConfig;
+
+/// The claims of a JWT issued by this crate.
+///
+/// `provider` is absent for a token issued by the app for its own (non-social) login
+/// through [`crate::AuthService::issue_jwt`]. The profile rides along so that a guard can
+/// answer without a database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Claims {
+    /// The user id, as a string (`users.id` for a social login).
+    pub sub: String,
+    /// The configured role (`social_auth.jwt.role`), for PostgREST and the like.
+    pub role: String,
+    /// The provider the user signed in with; `None` for an app's own login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Issued at, unix seconds.
+    pub iat: i64,
+    /// Expires at, unix seconds.
+    pub exp: i64,
+    /// A unique id of this token.
+    pub jti: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Email address, when the provider gave one.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Avatar URL.
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+}
+
+impl Claims {
+    /// The numeric user id of a social login (`None` when `sub` is not a number).
+    pub fn user_id(&self) -> Option<i64> {
+        self.sub.parse().ok()
+    }
+}
+
+/// Who a token is for: the input of [`crate::AuthService::issue_jwt`].
+///
+/// ```
+/// use rocket_social_auth::Identity;
+///
+/// let identity = Identity::new("42").name("Ada").email("ada@example.com");
+/// assert_eq!(identity.sub, "42");
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Identity {
+    /// The `sub` claim.
+    pub sub: String,
+    /// The `provider` claim; `None` for an app's own login.
+    pub provider: Option<String>,
+    /// The `name` claim.
+    pub name: Option<String>,
+    /// The `email` claim.
+    pub email: Option<String>,
+    /// The `avatar_url` claim.
+    pub avatar_url: Option<String>,
+}
+
+impl Identity {
+    /// An identity with only a subject.
+    pub fn new(sub: impl Into<String>) -> Self {
+        Identity {
+            sub: sub.into(),
+            ..Identity::default()
+        }
+    }
+
+    /// Sets the display name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the email.
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// Sets the avatar URL.
+    pub fn avatar_url(mut self, url: impl Into<String>) -> Self {
+        self.avatar_url = Some(url.into());
+        self
+    }
+}
+
+/// A token and its claims, as issued.
+#[derive(Clone)]
+pub struct IssuedJwt {
+    /// The encoded token.
+    pub token: String,
+    /// What it claims.
+    pub claims: Claims,
+}
+
+impl std::fmt::Debug for IssuedJwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedJwt")
+            .field("token", &"[redacted]")
+            .field("claims", &self.claims)
+            .finish()
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid token: {0}")]
+pub(crate) struct JwtError(#[from] jsonwebtoken::errors::Error);
+
+/// Signs and checks tokens with the configured key and algorithm.
+pub(crate) struct JwtCodec {
+    algorithm: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    role: String,
+    lifetime_secs: i64,
+}
+
+/// Installs jsonwebtoken's crypto provider; harmless when already installed.
+pub(crate) fn install_crypto() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Current unix time in seconds.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A random URL-safe string of `bytes` random bytes.
+pub(crate) fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+impl JwtCodec {
+    /// Builds the codec from a configuration that passed `validate`.
+    pub(crate) fn new(config: &JwtConfig) -> Self {
+        install_crypto();
+        let algorithm = match config.algorithm.as_str() {
+            "HS384" => Algorithm::HS384,
+            "HS512" => Algorithm::HS512,
+            _ => Algorithm::HS256,
+        };
+        let secret = config.secret.as_ref().map(|s| s.expose()).unwrap_or("");
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        JwtCodec {
+            algorithm,
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+            role: config.role.clone().unwrap_or_default(),
+            lifetime_secs: (config.exp_minutes as i64).saturating_mul(60),
+        }
+    }
+
+    /// How long an issued token lives, in seconds.
+    pub(crate) fn lifetime_secs(&self) -> i64 {
+        self.lifetime_secs
+    }
+
+    /// Issues a token for `identity`, valid from now for the configured lifetime.
+    pub(crate) fn issue(&self, identity: Identity) -> Result<IssuedJwt, JwtError> {
+        let iat = now();
+        let claims = Claims {
+            sub: identity.sub,
+            role: self.role.clone(),
+            provider: identity.provider,
+            iat,
+            exp: iat + self.lifetime_secs,
+            jti: random_token(16),
+            name: identity.name,
+            email: identity.email,
+            avatar_url: identity.avatar_url,
+        };
+        let token = jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.encoding)?;
+        Ok(IssuedJwt { token, claims })
+    }
+
+    /// Checks signature, algorithm and expiry, and returns the claims.
+    pub(crate) fn verify(&self, token: &str) -> Result<Claims, JwtError> {
+        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn codec(alg: &str) -> JwtCodec {
+        JwtCodec::new(&JwtConfig {
+            secret: Some(Secret::new("0123456789abcdef0123456789abcdef")),
+            algorithm: alg.into(),
+            role: Some("web_user".into()),
+            exp_minutes: 5,
+        })
+    }
+
+    #[test]
+    fn round_trip_carries_every_claim() {
+        let c = codec("HS256");
+        let issued = c
+            .issue(Identity {
+                provider: Some("github".into()),
+                ..Identity::new("7").name("Ada").email("a@x.io")
+            })
+            .unwrap();
+        let claims = c.verify(&issued.token).unwrap();
+        assert_eq!(claims, issued.claims);
+        assert_eq!(claims.role, "web_user");
+        assert_eq!(claims.exp - claims.iat, 300);
+        assert_eq!(claims.user_id(), Some(7));
+        assert!(!format!("{issued:?}").contains(&issued.token));
+    }
+
+    #[test]
+    fn algorithm_is_pinned() {
+        let token = codec("HS512").issue(Identity::new("1")).unwrap().token;
+        assert!(codec("HS256").verify(&token).is_err());
+    }
+}
