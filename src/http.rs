@@ -1,0 +1,173 @@
+//! The one HTTP client every provider call goes through: no redirects, a timeout, a body cap,
+//! and an `error` field in a 2xx body treated as the error it is.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use oauth2::{HttpRequest, HttpResponse};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::provider::ProviderError;
+
+/// The most we read of a provider's answer.
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
+
+/// What went wrong on the wire.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HttpError {
+    /// No answer within `http_timeout_secs`.
+    #[error("the provider did not answer in time")]
+    Timeout,
+    /// Could not connect or the connection broke.
+    #[error("the provider could not be reached: {0}")]
+    Unreachable(String),
+    /// The answer was larger than we read.
+    #[error("the provider's answer exceeds {MAX_BODY} bytes")]
+    TooLarge,
+    /// The request could not be built.
+    #[error("bad request to the provider: {0}")]
+    Request(String),
+}
+
+impl From<HttpError> for ProviderError {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Timeout => ProviderError::Timeout,
+            other => ProviderError::Unreachable(other.to_string()),
+        }
+    }
+}
+
+/// An answer read in full (up to [`MAX_BODY`]).
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// Parses a JSON body, or says what came instead.
+    pub(crate) fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, ProviderError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ProviderError::BadResponse(format!("{what}: unexpected answer ({e})")))
+    }
+}
+
+/// The provider HTTP client.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpClient {
+    inner: reqwest::Client,
+}
+
+impl HttpClient {
+    pub(crate) fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("rocket_social_auth/", env!("CARGO_PKG_VERSION"))),
+        );
+        let inner = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .default_headers(headers)
+            .build()?;
+        Ok(HttpClient { inner })
+    }
+
+    /// A request builder on the shared client.
+    pub(crate) fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        self.inner.get(url)
+    }
+
+    /// Sends a request and reads the answer, at most [`MAX_BODY`] bytes of it.
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, HttpError> {
+        let mut response = request.send().await.map_err(classify)?;
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY as u64)
+        {
+            return Err(HttpError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(HttpError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// The same as [`send`](Self::send) for oauth2's requests, with one correction: a 2xx JSON
+    /// body with an `error` field (GitHub's way of failing) becomes a 400 so that oauth2 reads it
+    /// as the OAuth error it is.
+    async fn send_oauth(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let request =
+            reqwest::Request::try_from(request).map_err(|e| HttpError::Request(e.to_string()))?;
+        let answer = self
+            .send(reqwest::RequestBuilder::from_parts(
+                self.inner.clone(),
+                request,
+            ))
+            .await?;
+        let mut status = answer.status;
+        if status.is_success() && has_error_field(&answer.body) {
+            status = StatusCode::BAD_REQUEST;
+        }
+        let mut response = http::Response::builder().status(status.as_u16());
+        if let Some(headers) = response.headers_mut() {
+            for (name, value) in &answer.headers {
+                if name == CONTENT_TYPE {
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        value
+                            .as_bytes()
+                            .try_into()
+                            .map_err(|_| HttpError::Request("content type".into()))?,
+                    );
+                }
+            }
+        }
+        response
+            .body(answer.body)
+            .map_err(|e| HttpError::Request(e.to_string()))
+    }
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(self.send_oauth(request))
+    }
+}
+
+fn has_error_field(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        error: Option<serde_json::Value>,
+    }
+    serde_json::from_slice::<Probe>(body).is_ok_and(|p| p.error.is_some())
+}
+
+fn classify(e: reqwest::Error) -> HttpError {
+    if e.is_timeout() {
+        HttpError::Timeout
+    } else if e.is_builder() {
+        HttpError::Request(e.to_string())
+    } else {
+        // The URL is ours (from the configuration); no token is ever in it.
+        HttpError::Unreachable(e.without_url().to_string())
+    }
+}

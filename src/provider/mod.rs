@@ -1,0 +1,84 @@
+//! The provider abstraction: what every provider does in a login, and the values it yields.
+
+use rocket::async_trait;
+use url::Url;
+
+use crate::secret::Secret;
+
+pub(crate) mod github;
+
+/// Tokens a provider granted.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenSet {
+    pub access_token: Secret,
+    pub refresh_token: Option<Secret>,
+    /// Unix seconds; `None` when the token does not expire.
+    pub expires_at: Option<i64>,
+}
+
+/// Who signed in, as the provider describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Profile {
+    /// The provider's immutable id for the user.
+    pub social_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// What a login needs to build the authorize URL and finish the exchange.
+pub(crate) struct FlowParams<'a> {
+    /// The CSRF `state`.
+    pub state: &'a str,
+    /// The PKCE verifier; the authorize URL carries its S256 challenge.
+    pub pkce_verifier: &'a str,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProviderError {
+    /// The provider answered an OAuth error, e.g. `bad_verification_code` or `invalid_grant`.
+    #[error("the provider refused: {code}")]
+    Rejected {
+        code: String,
+        description: Option<String>,
+    },
+    /// No answer within `http_timeout_secs`.
+    #[error("the provider did not answer in time")]
+    Timeout,
+    /// No connection.
+    #[error("{0}")]
+    Unreachable(String),
+    /// An answer we cannot use: a 5xx, HTML, malformed JSON, an API error.
+    #[error("{0}")]
+    BadResponse(String),
+}
+
+impl ProviderError {
+    /// Whether the provider refused a refresh token for good (`invalid_grant`,
+    /// `bad_refresh_token`): the user must sign in again.
+    pub(crate) fn needs_reauthentication(&self) -> bool {
+        matches!(self, ProviderError::Rejected { code, .. }
+            if matches!(code.as_str(), "invalid_grant" | "bad_refresh_token"))
+    }
+}
+
+/// One provider's side of a login.
+#[async_trait]
+pub(crate) trait Provider: Send + Sync {
+    /// The authorize URL the browser is sent to.
+    fn authorize_url(&self, flow: &FlowParams<'_>) -> Url;
+
+    /// Exchanges the authorization code for tokens.
+    async fn exchange_code(
+        &self,
+        code: &str,
+        flow: &FlowParams<'_>,
+    ) -> Result<TokenSet, ProviderError>;
+
+    /// Fetches the profile of the token's user.
+    async fn profile(&self, tokens: &TokenSet) -> Result<Profile, ProviderError>;
+
+    /// Uses a refresh token.
+    async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, ProviderError>;
+}
