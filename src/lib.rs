@@ -1,0 +1,63 @@
+//! Social login for Rocket 0.5 — GitHub today, with Google, Facebook and any OpenID Connect
+//! provider built on the same pieces — that ends in a JWT of your own.
+//!
+//! Attach [`SocialAuthFairing`], configure `[social_auth]` in `Rocket.toml`, and take
+//! [`SocialAuth`] (who is signed in) or [`AuthUser`] (401 unless signed in) in your routes.
+//! The JWT lives in a private cookie and is also accepted as `Authorization: Bearer`.
+//!
+//! ```no_run
+//! use rocket::{get, routes};
+//! use rocket_social_auth::{AuthUser, SocialAuth, SocialAuthFairing};
+//!
+//! #[get("/")]
+//! fn index(auth: SocialAuth) -> String {
+//!     match auth.claims() {
+//!         Some(claims) => format!("Hello, {}", claims.name.as_deref().unwrap_or("friend")),
+//!         None => "Sign in at /auth/github".into(),
+//!     }
+//! }
+//!
+//! #[get("/me")]
+//! fn me(user: AuthUser) -> String {
+//!     user.sub.clone()
+//! }
+//!
+//! #[rocket::main]
+//! async fn main() {
+//!     let app = rocket::build()
+//!         .attach(SocialAuthFairing::new())
+//!         .mount("/", routes![index, me]);
+//!     if let Err(e) = app.launch().await {
+//!         eprintln!("{e}");
+//!         std::process::exit(1);
+//!     }
+//! }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+mod config;
+mod db;
+mod error;
+mod fairing;
+mod flow;
+mod guard;
+mod http;
+mod jwt;
+mod provider;
+mod routes;
+mod secret;
+mod service;
+mod store;
+pub mod testing;
+
+pub use config::{Config, ConfigError, JwtConfig, ProviderConfig, ProviderKind};
+pub use db::{AuthDb, SqlxPool};
+pub use fairing::SocialAuthFairing;
+pub use flow::is_local_path;
+pub use guard::{AuthUser, SocialAuth, JWT_COOKIE};
+pub use jwt::{Claims, Identity, IssuedJwt};
+pub use secret::Secret;
+pub use service::{AuthService, Error, RefreshReply, TokenReply};
+pub use store::User;

@@ -1,0 +1,82 @@
+//! The demo app: `cargo run`, then open <http://127.0.0.1:8000> and sign in with the
+//! development provider. Everything reusable lives in the library; this file only wires it.
+
+use std::process::ExitCode;
+
+use rocket::http::Status;
+use rocket::serde::json::{json, Json, Value};
+use rocket::{catch, catchers, get, routes, Build, Rocket, State};
+use rocket_dyn_templates::{context, Template};
+use rocket_social_auth::{AuthService, AuthUser, SocialAuth, SocialAuthFairing};
+
+/// The home page: sign-in buttons, or who is signed in.
+#[get("/")]
+fn index(auth: SocialAuth, service: &State<AuthService>) -> Template {
+    let providers: Vec<Value> = service
+        .providers()
+        .map(|name| json!({"name": name, "url": service.login_path(name)}))
+        .collect();
+    let base = service.config().base.trim_end_matches('/').to_owned();
+    Template::render(
+        "index",
+        context! {
+            user: auth.claims(),
+            provider: auth.provider(),
+            providers,
+            logout_url: format!("{base}/logout"),
+        },
+    )
+}
+
+/// The signed-in user, as JSON; 401 otherwise.
+#[get("/me")]
+fn me(user: AuthUser) -> Json<Value> {
+    Json(json!({
+        "id": user.user_id().map_or_else(|| json!(user.sub), |id| json!(id)),
+        "name": user.name,
+        "email": user.email,
+        "avatar_url": user.avatar_url,
+        "provider": user.provider,
+    }))
+}
+
+/// Liveness: no guard, no database.
+#[get("/health")]
+fn health() -> &'static str {
+    "ok"
+}
+
+/// Readiness: 200 when the database answers, 503 when it does not.
+#[get("/ready")]
+async fn ready(service: &State<AuthService>) -> (Status, &'static str) {
+    if service.ready().await {
+        (Status::Ok, "ready")
+    } else {
+        (Status::ServiceUnavailable, "database unavailable")
+    }
+}
+
+#[catch(401)]
+fn unauthorized() -> Json<Value> {
+    Json(json!({"error": "unauthorized", "status": 401}))
+}
+
+fn rocket() -> Rocket<Build> {
+    rocket::build()
+        .attach(SocialAuthFairing::new())
+        .attach(Template::fairing())
+        .mount("/", routes![index, me, health, ready])
+        .register("/", catchers![unauthorized])
+}
+
+#[rocket::main]
+async fn main() -> ExitCode {
+    match rocket().launch().await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            let reason = e.pretty_print();
+            eprintln!("error: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
