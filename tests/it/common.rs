@@ -1,0 +1,434 @@
+//! The test harness: databases (SQLite files and PostgreSQL schemas), the app under test wired
+//! to a fake GitHub on loopback, and helpers that walk a login like a browser.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rocket::figment::providers::{Format, Toml};
+use rocket::figment::Figment;
+use rocket::http::{Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use rocket::{Build, Rocket};
+use rocket_social_auth::testing::{FakeGithub, FakeServer, FakeUser};
+use rocket_social_auth::SocialAuthFairing;
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+
+/// Rocket's `secret_key` for every test app (private cookies).
+pub const SECRET_KEY: &str =
+    "hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk/mcTYvWmH9p9pdRFcOpTx8pEinK+hgXv5ANZ4iUoZiw==";
+/// The JWT secret of every test app.
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
+/// The fake GitHub's client.
+pub const CLIENT_ID: &str = "test-client-id";
+/// The fake GitHub's client secret.
+pub const CLIENT_SECRET: &str = "test-client-secret";
+
+/// A database for one test: a fresh SQLite file or a fresh PostgreSQL schema.
+pub struct TestDb {
+    pub url: String,
+    pub backend: &'static str,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    None,
+    File(PathBuf),
+    Schema { admin_url: String, schema: String },
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}_{}_{n}_{nanos}", std::process::id())
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = std::env::temp_dir().join(unique("rsa_test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("db.sqlite");
+        TestDb {
+            url: format!("sqlite://{}?mode=rwc", file.display()),
+            backend: "sqlite",
+            cleanup: Cleanup::File(dir),
+        }
+    }
+
+    /// A fresh schema in `TEST_POSTGRES_URL`, or `None` (the test is skipped) when it is not
+    /// set. With `TEST_POSTGRES_REQUIRED=1` a missing URL fails the test instead.
+    pub async fn postgres() -> Option<TestDb> {
+        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+            if std::env::var("TEST_POSTGRES_REQUIRED").is_ok_and(|v| v == "1") {
+                panic!("TEST_POSTGRES_REQUIRED=1 but TEST_POSTGRES_URL is not set");
+            }
+            eprintln!("skipped: TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        sqlx::any::install_default_drivers();
+        let schema = unique("t").to_lowercase();
+        let admin = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url)
+            .await
+            .expect("TEST_POSTGRES_URL answers");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        Some(TestDb {
+            url: format!("{admin_url}{sep}options=-c%20search_path%3D{schema}"),
+            backend: "postgres",
+            cleanup: Cleanup::Schema { admin_url, schema },
+        })
+    }
+
+    /// The same database under another URL (e.g. through a proxy); the original cleans up.
+    pub fn alias(&self, url: String) -> TestDb {
+        TestDb {
+            url,
+            backend: self.backend,
+            cleanup: Cleanup::None,
+        }
+    }
+
+    /// A pool of our own, to read rows as they are.
+    pub async fn pool(&self) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        AnyPoolOptions::new()
+            .max_connections(2)
+            .connect_with(sqlx::any::AnyConnectOptions::from_str(&self.url).unwrap())
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let pool = self.pool().await;
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::None => {}
+            Cleanup::File(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Schema { admin_url, schema } => {
+                let (url, schema) = (admin_url.clone(), schema.clone());
+                let _ = std::thread::spawn(move || {
+                    let rt = rocket::tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        if let Ok(pool) =
+                            AnyPoolOptions::new().max_connections(1).connect(&url).await
+                        {
+                            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                                .execute(&pool)
+                                .await;
+                            pool.close().await;
+                        }
+                    })
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// Runs each listed `async fn name(db: TestDb)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! db_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[rocket::async_test]
+                async fn $name() {
+                    super::$name($crate::common::TestDb::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[rocket::async_test]
+                async fn $name() {
+                    if let Some(db) = $crate::common::TestDb::postgres().await {
+                        super::$name(db).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// The app's configuration for tests, with the fake GitHub at `fake_url`.
+pub fn figment(db_url: &str, fake_url: &str, extra: &str) -> Figment {
+    let base = format!(
+        r#"
+secret_key = "{SECRET_KEY}"
+log_level = "off"
+cli_colors = false
+
+[databases.social_auth]
+url = "{db_url}"
+connect_timeout = 2
+max_connections = 8
+
+[social_auth]
+public_url = "http://127.0.0.1:8000"
+http_timeout_secs = 2
+
+[social_auth.jwt]
+secret = "{JWT_SECRET}"
+role = "web_user"
+
+[social_auth.providers.github]
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+authorize_url = "{fake_url}/login/oauth/authorize"
+token_url = "{fake_url}/login/oauth/access_token"
+api_url = "{fake_url}"
+"#
+    );
+    let log_level = if std::env::var("TEST_LOG").is_ok() {
+        "debug"
+    } else {
+        "off"
+    };
+    Figment::from(rocket::Config::debug_default())
+        .merge(Toml::string(&base))
+        .merge(Toml::string(extra))
+        .merge(("log_level", log_level))
+}
+
+/// Test-only routes that show what the guards see.
+pub mod probe {
+    use rocket::serde::json::{json, Json, Value};
+    use rocket::{get, routes, Route};
+    use rocket_social_auth::{AuthUser, SocialAuth};
+
+    #[get("/whoami")]
+    fn whoami(auth: SocialAuth) -> Json<Value> {
+        let kind = match &auth {
+            SocialAuth::Social { .. } => "social",
+            SocialAuth::Local { .. } => "local",
+            _ => "anonymous",
+        };
+        Json(json!({"kind": kind, "provider": auth.provider(), "claims": auth.claims()}))
+    }
+
+    #[get("/strict")]
+    fn strict(user: AuthUser) -> String {
+        user.sub.clone()
+    }
+
+    pub fn routes() -> Vec<Route> {
+        routes![whoami, strict]
+    }
+}
+
+pub fn rocket(figment: Figment) -> Rocket<Build> {
+    rocket::custom(figment)
+        .attach(SocialAuthFairing::new())
+        .mount("/", probe::routes())
+}
+
+/// An app under test, its fake GitHub, and its database.
+pub struct TestApp {
+    pub client: Client,
+    pub fake: FakeGithub,
+    pub server: FakeServer,
+    pub db: TestDb,
+}
+
+pub fn octocat() -> FakeUser {
+    FakeUser::new(583231, "octocat")
+        .name(Some("The Octocat"))
+        .email("octocat@github.example")
+}
+
+impl TestApp {
+    pub async fn start(db: TestDb) -> TestApp {
+        TestApp::start_with(db, "").await
+    }
+
+    /// An app with `extra` TOML merged over the test configuration.
+    pub async fn start_with(db: TestDb, extra: &str) -> TestApp {
+        let fake = FakeGithub::new(CLIENT_ID, CLIENT_SECRET);
+        fake.sign_in_as(octocat());
+        let server = fake.clone().spawn().await.expect("fake GitHub starts");
+        let client = Client::tracked(rocket(figment(&db.url, server.url(), extra)))
+            .await
+            .expect("app launches");
+        TestApp {
+            client,
+            fake,
+            server,
+            db,
+        }
+    }
+
+    /// A second browser on the same app (its own cookie jar).
+    pub async fn browser(&self) -> Client {
+        Client::tracked(rocket(figment(&self.db.url, self.server.url(), "")))
+            .await
+            .expect("app launches")
+    }
+
+    /// Starts a login on `client`, lets the fake provider approve it, and returns the path and
+    /// query of the callback the provider redirects to.
+    pub async fn authorize(&self, client: &Client, start: &str) -> String {
+        let response = client.get(start).dispatch().await;
+        assert_eq!(response.status(), Status::SeeOther, "login start redirects");
+        let location = response.headers().get_one("Location").unwrap().to_owned();
+        provider_redirect(&location).await
+    }
+
+    /// A whole login on `client`; returns the callback's response.
+    pub async fn login<'c>(&self, client: &'c Client) -> LocalResponse<'c> {
+        let callback = self.authorize(client, "/auth/github").await;
+        client.get(callback).dispatch().await
+    }
+}
+
+/// Follows the authorize URL at the provider (no redirects followed) and returns the path and
+/// query of the callback it redirects to.
+pub async fn provider_redirect(authorize_url: &str) -> String {
+    let http = http_client();
+    let answer = http
+        .get(authorize_url)
+        .send()
+        .await
+        .expect("provider answers");
+    assert_eq!(answer.status().as_u16(), 302, "provider redirects back");
+    let back = answer.headers()["location"].to_str().unwrap();
+    let url = url::Url::parse(back).unwrap();
+    assert_eq!(url.origin().ascii_serialization(), "http://127.0.0.1:8000");
+    format!("{}?{}", url.path(), url.query().unwrap_or(""))
+}
+
+/// An HTTP client that follows no redirects (reqwest is built without a default TLS crypto
+/// provider; the fairing installs aws-lc-rs, tests that run before one do it here).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The JSON body of a response.
+pub async fn json(response: LocalResponse<'_>) -> serde_json::Value {
+    let body = response.into_string().await.unwrap_or_default();
+    serde_json::from_str(&body).unwrap_or_else(|_| panic!("JSON body, got {body:?}"))
+}
+
+/// `Accept: application/json`.
+pub fn accept_json() -> Header<'static> {
+    Header::new("Accept", "application/json")
+}
+
+/// Decodes and verifies a JWT with the test secret.
+pub fn claims(token: &str) -> serde_json::Value {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(JWT_SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("a valid JWT")
+    .claims
+}
+
+/// The JWT of the signed-in session of `client`.
+pub async fn session_jwt(client: &Client) -> String {
+    let response = client.get("/auth/session").dispatch().await;
+    assert_eq!(response.status(), Status::Ok);
+    json(response).await["jwt"].as_str().unwrap().to_owned()
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A TCP forwarder that can be cut, to take a database "down" under a running app.
+pub struct Proxy {
+    pub port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        use std::sync::Arc;
+        let listener = rocket::tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (d, g) = (down.clone(), generation.clone());
+        rocket::tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if d.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let born = g.load(Ordering::SeqCst);
+                let g = g.clone();
+                rocket::tokio::spawn(async move {
+                    let Ok(mut outbound) = rocket::tokio::net::TcpStream::connect(target).await
+                    else {
+                        return;
+                    };
+                    let copy = rocket::tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    let cut = async {
+                        while g.load(Ordering::SeqCst) == born {
+                            rocket::tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    rocket::tokio::select! {
+                        _ = copy => {},
+                        _ = cut => {},
+                    }
+                });
+            }
+        });
+        Proxy {
+            port,
+            down,
+            generation,
+        }
+    }
+
+    /// Cuts every connection and refuses new ones (`true`), or lets them through again.
+    pub fn set_down(&self, down: bool) {
+        use std::sync::atomic::Ordering;
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Configuration errors stop launch with a message naming the key, and never panic.
+
+use std::process::{Command, Stdio};
+
+use rocket::error::ErrorKind;
+use rocket::figment::providers::{Format, Toml};
+
+use crate::common::*;
+
+async fn launch_error(extra: &str, profile: Option<&str>) -> Vec<String> {
+    let db = TestDb::sqlite().await;
+    let mut figment = figment(&db.url, "http://127.0.0.1:9", "").merge(Toml::string(extra));
+    if let Some(profile) = profile {
+        figment = figment.select(profile);
+    }
+    let error = rocket(figment)
+        .ignite()
+        .await
+        .expect_err("launch must fail");
+    match error.kind() {
+        ErrorKind::FailedFairings(failures) => {
+            failures.iter().map(|f| f.name.to_string()).collect()
+        }
+        other => panic!("unexpected launch error: {other}"),
+    }
+}
+
+#[rocket::async_test]
+async fn bad_configuration_fails_the_fairing() {
+    let cases = [
+        "[social_auth.jwt]\nalgorithm = \"XS256\"\n",
+        "[social_auth.jwt]\nsecret = \"short\"\n",
+        "[social_auth.jwt]\nrole = \"\"\n",
+        "[social_auth.jwt]\nexp_minutes = 0\n",
+        "[social_auth.providers.github]\ntoken_url = \"http://github.example/token\"\n",
+        "[social_auth.providers.github]\napi_url = \"ftp://127.0.0.1/\"\n",
+        "[social_auth.providers.session]\nkind = \"github\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+        "[social_auth.providers.logout]\nkind = \"github\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+        "[social_auth.providers.gitlab]\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+        "[social_auth.providers.github]\nclient_secret = \"\"\n",
+        "[social_auth]\npublic_url = \"not a url\"\n",
+        "[social_auth]\nbase = \"auth\"\n",
+        "[social_auth]\nunknown_key = 1\n",
+        "[social_auth]\nhttp_timeout_secs = \"ten\"\n",
+    ];
+    for extra in cases {
+        assert_eq!(launch_error(extra, None).await, ["Social Auth"], "{extra}");
+    }
+}
+
+#[rocket::async_test]
+async fn dev_provider_is_refused_in_release() {
+    let dev = "[social_auth.providers.dev]\nkind = \"dev\"\n";
+    assert_eq!(launch_error(dev, Some("release")).await, ["Social Auth"]);
+    // The same configuration launches in debug.
+    let db = TestDb::sqlite().await;
+    let figment = figment(&db.url, "http://127.0.0.1:9", dev);
+    assert!(rocket(figment).ignite().await.is_ok());
+}
+
+/// The demo binary with a configuration file of our own: prints the key, exits non-zero, no
+/// panic.
+fn run_demo(toml: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let dir = std::env::temp_dir().join(format!("rsa_cfg_{}_{}", std::process::id(), now_nanos()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("Rocket.toml");
+    let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\ntemplate_dir = \"{templates}\"\nport = 0\n[default.databases.social_auth]\nurl = \"sqlite://{}?mode=rwc\"\n{toml}",
+            dir.join("db.sqlite").display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rocket_social_auth"));
+    command
+        .current_dir(&dir)
+        .env("ROCKET_CONFIG", &config)
+        .env_remove("ROCKET_PROFILE")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = command.output().expect("the demo runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+    (child.status.code().unwrap_or(-1), output)
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+#[test]
+fn the_binary_names_the_key_and_exits_non_zero() {
+    let cases = [
+        (
+            "[default.social_auth.jwt]\nrole = \"web_user\"\n",
+            "social_auth.jwt.secret",
+        ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
+            "social_auth.jwt.role",
+        ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\nalgorithm = \"none\"\n",
+            "social_auth.jwt.algorithm",
+        ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth.providers.github]\nclient_id = \"a\"\nclient_secret = \"b\"\nauthorize_url = \"http://github.example/x\"\n",
+            "social_auth.providers.github.authorize_url",
+        ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth.providers.token]\nkind = \"github\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+            "social_auth.providers.token",
+        ),
+    ];
+    for (toml, key) in cases {
+        let (code, output) = run_demo(toml, &[]);
+        assert_ne!(code, 0, "{key}: {output}");
+        assert!(output.contains(key), "{key} is named: {output}");
+        assert!(!output.contains("panicked"), "{key}: no panic: {output}");
+        assert!(
+            !output.contains("0123456789abcdef0123456789abcdef"),
+            "secret not printed: {output}"
+        );
+    }
+}
+
+#[test]
+fn the_binary_refuses_the_dev_provider_in_release() {
+    let toml = "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth.providers.dev]\nkind = \"dev\"\n";
+    let (code, output) = run_demo(
+        toml,
+        &[
+            ("ROCKET_PROFILE", "release"),
+            ("ROCKET_SECRET_KEY", SECRET_KEY),
+        ],
+    );
+    assert_ne!(code, 0, "{output}");
+    assert!(
+        output.contains("social_auth.providers.dev") && output.contains("release"),
+        "{output}"
+    );
+    assert!(!output.contains("panicked"), "{output}");
+}

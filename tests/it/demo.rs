@@ -1,0 +1,216 @@
+//! The demo app as a newcomer runs it: `cargo run` with the repository's Rocket.toml (debug
+//! profile, SQLite, the development provider), driven over real HTTP like a browser.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+struct Demo {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A browser: follows nothing by itself, keeps cookies.
+struct Browser {
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        Browser {
+            http: crate::common::http_client(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, String, String) {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = request.header(COOKIE, cookie).send().await.unwrap();
+        for set in response.headers().get_all(SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attributes.contains("Max-Age=0") || value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, location, response.text().await.unwrap())
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn hidden_inputs(page: &str) -> Vec<(String, String)> {
+    page.split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|s| {
+            let name = s
+                .split("name=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let value = s
+                .split("value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let value = value
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&#39;", "'")
+                .replace("&amp;", "&");
+            (name.to_owned(), value)
+        })
+        .collect()
+}
+
+#[rocket::async_test]
+async fn newcomer_signs_in_with_the_dev_provider() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let dir = std::env::temp_dir().join(format!("rsa_demo_{}_{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rocket_social_auth"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("ROCKET_CONFIG")
+        .env_remove("ROCKET_PROFILE")
+        .env("ROCKET_PORT", port.to_string())
+        .env("ROCKET_LOG_LEVEL", "critical")
+        .env("ROCKET_SOCIAL_AUTH", format!("{{public_url=\"{origin}\"}}"))
+        .env(
+            "ROCKET_DATABASES",
+            format!(
+                "{{social_auth={{url=\"sqlite://{}?mode=rwc\"}}}}",
+                dir.join("demo.sqlite").display()
+            ),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the demo starts");
+    let _demo = Demo { child, dir };
+
+    let mut browser = Browser::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = browser.http.get(format!("{origin}/health")).send().await {
+            assert_eq!(r.text().await.unwrap(), "ok");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the demo answers /health"
+        );
+        rocket::tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let http = browser.http.clone();
+    assert_eq!(
+        http.get(format!("{origin}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+
+    let (status, _, page) = browser.send(http.get(format!("{origin}/"))).await;
+    assert_eq!(status, 200);
+    // Tera escapes `/` in attributes as `&#x2F;`, which browsers read back as `/`.
+    let page = page.replace("&#x2F;", "/");
+    assert!(
+        page.contains("Sign in with dev") && page.contains("href=\"/auth/dev\""),
+        "{page}"
+    );
+
+    let (status, authorize, _) = browser.send(http.get(format!("{origin}/auth/dev"))).await;
+    assert_eq!(status, 303);
+    assert!(
+        authorize.starts_with(&format!("{origin}/auth/_dev/login/oauth/authorize?")),
+        "{authorize}"
+    );
+    let (status, _, form) = browser.send(http.get(&authorize)).await;
+    assert_eq!(status, 200);
+    let mut fields = hidden_inputs(&form);
+    fields.push(("login".into(), "alice".into()));
+    fields.push(("decision".into(), "approve".into()));
+    let (status, callback, _) = browser
+        .send(
+            http.post(format!("{origin}/auth/_dev/login/oauth/authorize"))
+                .form(&fields),
+        )
+        .await;
+    assert_eq!(status, 302);
+    assert!(
+        callback.starts_with(&format!("{origin}/auth/dev/callback?code=")),
+        "{callback}"
+    );
+    let (status, landing, body) = browser.send(http.get(&callback)).await;
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(landing, "/");
+    assert!(browser.cookies.contains_key("jwt"));
+
+    let (_, _, page) = browser.send(http.get(format!("{origin}/"))).await;
+    assert!(
+        page.contains("alice (dev)") && page.contains("id=\"logout\""),
+        "{page}"
+    );
+    let (status, _, me) = browser.send(http.get(format!("{origin}/me"))).await;
+    assert_eq!(status, 200);
+    let me: serde_json::Value = serde_json::from_str(&me).unwrap();
+    assert_eq!(me["name"], "alice (dev)");
+    assert_eq!(me["provider"], "dev");
+    assert_eq!(me["email"], "alice@dev.localhost");
+    assert!(me["id"].is_i64());
+
+    let (status, landing, _) = browser
+        .send(
+            http.post(format!("{origin}/auth/logout"))
+                .header("Origin", &origin),
+        )
+        .await;
+    assert_eq!((status, landing.as_str()), (303, "/"));
+    let (_, _, page) = browser.send(http.get(format!("{origin}/"))).await;
+    assert!(page.contains("You are not signed in"), "{page}");
+    let (status, _, body) = browser.send(http.get(format!("{origin}/me"))).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["status"],
+        401
+    );
+}

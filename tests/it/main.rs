@@ -1,0 +1,10 @@
+//! Integration tests: the crate used the way an app uses it. One binary, many modules.
+
+mod common;
+
+mod config;
+mod demo;
+mod github;
+mod guard;
+mod refresh;
+mod store;
