@@ -62,7 +62,11 @@ async fn happy_path_signs_in_and_stores_user(db: TestDb) {
     let jwt_cookie = done.cookies().get("jwt").expect("jwt cookie").clone();
     assert_eq!(jwt_cookie.same_site(), Some(rocket::http::SameSite::Lax));
     assert_eq!(jwt_cookie.http_only(), Some(true));
-    assert_ne!(jwt_cookie.secure(), Some(true), "not Secure on an http public_url");
+    assert_ne!(
+        jwt_cookie.secure(),
+        Some(true),
+        "not Secure on an http public_url"
+    );
     assert_eq!(
         jwt_cookie.max_age(),
         Some(rocket::time::Duration::minutes(60))
@@ -534,7 +538,11 @@ async fn cookies_are_secure_on_an_https_public_url() {
     .await;
     let start = app.client.get("/auth/github").dispatch().await;
     let location = url::Url::parse(start.headers().get_one("Location").unwrap()).unwrap();
-    let redirect_uri = location.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1;
+    let redirect_uri = location
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1;
     assert_eq!(redirect_uri, "https://app.example/auth/github/callback");
     let flow = start.cookies().get("social_auth_flow_github").unwrap();
     assert_eq!(flow.secure(), Some(true));
@@ -554,5 +562,69 @@ async fn unknown_provider_is_404() {
             .await
             .status(),
         Status::NotFound
+    );
+}
+
+/// The fake is only worth its tests if it answers like GitHub: form-encoded without
+/// `Accept: application/json`, errors with HTTP 200, a User-Agent required on the API.
+#[rocket::async_test]
+async fn the_fake_speaks_githubs_wire_format() {
+    let fake = rocket_social_auth::testing::FakeGithub::new(CLIENT_ID, CLIENT_SECRET);
+    let server = fake.clone().spawn().await.unwrap();
+    let http = http_client();
+    let token_url = format!("{}/login/oauth/access_token", server.url());
+    let form = [
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+        ("code", "nope"),
+    ];
+    let r = http.post(&token_url).form(&form).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/x-www-form-urlencoded"));
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("error=bad_verification_code&"), "{body}");
+    let r = http
+        .post(&token_url)
+        .header("Accept", "application/json")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "bad_verification_code");
+    // Credentials in HTTP Basic only are not GitHub's documented way: refused.
+    let r = http
+        .post(&token_url)
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .header("Accept", "application/json")
+        .form(&[("code", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap()["error"],
+        "incorrect_client_credentials"
+    );
+    let r = http
+        .get(format!("{}/user", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "no User-Agent");
+    let r = http
+        .get(format!("{}/user", server.url()))
+        .header("User-Agent", "t")
+        .bearer_auth("gho_unknown")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap()["message"],
+        "Bad credentials"
     );
 }

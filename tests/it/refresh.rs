@@ -324,11 +324,17 @@ async fn database_down_answers_503_and_recovers() {
     assert!(started.elapsed() < std::time::Duration::from_secs(6));
     let r = app.client.post("/auth/github/refresh").dispatch().await;
     assert_eq!(r.status(), Status::ServiceUnavailable);
-    // The guard needs no database.
+    // The guard needs no database; readiness says it is gone.
     assert_eq!(
         app.client.get("/strict").dispatch().await.status(),
         Status::Ok
     );
+    let service = app
+        .client
+        .rocket()
+        .state::<rocket_social_auth::AuthService>()
+        .unwrap();
+    assert!(!service.ready().await);
     // A login cannot be recorded: 503, no cookie change.
     let callback = app.authorize(&app.client, "/auth/github").await;
     let r = app
@@ -343,5 +349,6 @@ async fn database_down_answers_503_and_recovers() {
     proxy.set_down(false);
     let r = app.client.get("/auth/token").dispatch().await;
     assert_eq!(r.status(), Status::Ok, "recovered without a restart");
+    assert!(service.ready().await);
     drop(db);
 }
