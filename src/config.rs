@@ -120,13 +120,15 @@ pub struct JwtConfig {
     pub exp_minutes: u64,
 }
 
-/// The kind of a provider; the tables named `github` and `dev` need not say it.
+/// The kind of a provider; the tables named `github`, `facebook` and `dev` need not say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum ProviderKind {
     /// GitHub (OAuth App or GitHub App user tokens), or GitHub Enterprise Server.
     Github,
+    /// Facebook Login and the Graph API.
+    Facebook,
     /// The development provider: a GitHub-compatible provider served by the app itself, which
     /// signs in local test users without any account. Refused in the release profile.
     Dev,
@@ -137,19 +139,23 @@ pub enum ProviderKind {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ProviderConfig {
-    /// The kind; taken from the name when the table is `github` or `dev`.
+    /// The kind; taken from the name when the table is `github`, `facebook` or `dev`.
     pub kind: Option<ProviderKind>,
-    /// The OAuth client id. Required (but for `dev`).
+    /// The OAuth client id (Facebook: the app id). Required (but for `dev`).
     pub client_id: Option<String>,
-    /// The OAuth client secret. Required (but for `dev`).
+    /// The OAuth client secret (Facebook: the app secret). Required (but for `dev`).
     pub client_secret: Option<Secret>,
-    /// Authorization endpoint. GitHub default `https://github.com/login/oauth/authorize`.
+    /// Authorization endpoint. GitHub default `https://github.com/login/oauth/authorize`;
+    /// Facebook default `https://www.facebook.com/v19.0/dialog/oauth`.
     pub authorize_url: Option<String>,
-    /// Token endpoint. GitHub default `https://github.com/login/oauth/access_token`.
+    /// Token endpoint (GitHub). Default `https://github.com/login/oauth/access_token`.
     pub token_url: Option<String>,
-    /// REST API root. GitHub default `https://api.github.com`.
+    /// REST API root (GitHub). Default `https://api.github.com`.
     pub api_url: Option<String>,
-    /// Scopes asked for. GitHub default `["read:user", "user:email"]`.
+    /// Graph API root (Facebook). Default `https://graph.facebook.com/v19.0`.
+    pub graph_url: Option<String>,
+    /// Scopes asked for. GitHub default `["read:user", "user:email"]`; Facebook default
+    /// `["email", "public_profile"]`.
     pub scopes: Option<Vec<String>>,
 }
 
@@ -357,10 +363,11 @@ impl ProviderConfig {
             match (self.kind, name) {
                 (Some(kind), _) => kind,
                 (None, "github") => ProviderKind::Github,
+                (None, "facebook") => ProviderKind::Facebook,
                 (None, "dev") => ProviderKind::Dev,
                 (None, _) => return Err(ConfigError::new(
                     key(".kind"),
-                    "is required for a provider not named after its kind (\"github\" or \"dev\")",
+                    "is required for a provider not named after its kind (\"github\", \"facebook\" or \"dev\")",
                 )),
             };
         if kind == ProviderKind::Dev {
@@ -400,26 +407,69 @@ impl ProviderConfig {
                 value.as_deref().unwrap_or(default),
             )
         };
+        let unused = |field: &str, value: &Option<String>| match value {
+            Some(_) => Err(ConfigError::new(
+                key(&format!(".{field}")),
+                format!("is not used by a {kind:?} provider"),
+            )),
+            None => Ok(()),
+        };
+        let (authorize_url, token_url, api_url, scopes) = match kind {
+            ProviderKind::Facebook => {
+                unused("token_url", &self.token_url)?;
+                unused("api_url", &self.api_url)?;
+                let graph = url(
+                    "graph_url",
+                    &self.graph_url,
+                    "https://graph.facebook.com/v19.0",
+                )?;
+                let token = Url::parse(&format!(
+                    "{}/oauth/access_token",
+                    graph.as_str().trim_end_matches('/')
+                ))
+                .map_err(|e| ConfigError::new(key(".graph_url"), e.to_string()))?;
+                (
+                    url(
+                        "authorize_url",
+                        &self.authorize_url,
+                        "https://www.facebook.com/v19.0/dialog/oauth",
+                    )?,
+                    token,
+                    graph,
+                    vec!["email", "public_profile"],
+                )
+            }
+            _ => {
+                unused("graph_url", &self.graph_url)?;
+                (
+                    url(
+                        "authorize_url",
+                        &self.authorize_url,
+                        "https://github.com/login/oauth/authorize",
+                    )?,
+                    url(
+                        "token_url",
+                        &self.token_url,
+                        "https://github.com/login/oauth/access_token",
+                    )?,
+                    url("api_url", &self.api_url, "https://api.github.com")?,
+                    vec!["read:user", "user:email"],
+                )
+            }
+        };
         Ok(ResolvedProvider {
             name: name.into(),
             kind,
             client_id,
             client_secret,
-            authorize_url: url(
-                "authorize_url",
-                &self.authorize_url,
-                "https://github.com/login/oauth/authorize",
-            )?,
-            token_url: url(
-                "token_url",
-                &self.token_url,
-                "https://github.com/login/oauth/access_token",
-            )?,
-            api_url: url("api_url", &self.api_url, "https://api.github.com")?,
+            authorize_url,
+            token_url,
+            // GitHub: the REST API root; Facebook: the Graph API root.
+            api_url,
             scopes: self
                 .scopes
                 .clone()
-                .unwrap_or_else(|| vec!["read:user".into(), "user:email".into()]),
+                .unwrap_or_else(|| scopes.into_iter().map(String::from).collect()),
         })
     }
 }

@@ -63,9 +63,9 @@ impl LoginError {
     fn provider_code(&self) -> Option<String> {
         match self {
             LoginError::Denied { code, .. }
-            | LoginError::Provider(ProviderError::Rejected { code, .. }) => {
-                Some(sanitize(code, 64))
-            }
+            | LoginError::Provider(
+                ProviderError::Rejected { code, .. } | ProviderError::InvalidGrant { code, .. },
+            ) => Some(sanitize(code, 64)),
             _ => None,
         }
     }
@@ -81,7 +81,10 @@ impl LoginError {
                 None => format!("The provider refused the sign-in ({}).", sanitize(code, 64)),
             },
             LoginError::MissingCode => "The provider's answer has no authorization code.".into(),
-            LoginError::Provider(ProviderError::Rejected { code, description }) => match description {
+            LoginError::Provider(
+                ProviderError::Rejected { code, description }
+                | ProviderError::InvalidGrant { code, description },
+            ) => match description {
                 Some(d) => format!("The provider refused to complete the sign-in ({}): {}", sanitize(code, 64), sanitize(d, 300)),
                 None => format!("The provider refused to complete the sign-in ({}).", sanitize(code, 64)),
             },

@@ -12,6 +12,7 @@ use crate::config::{Config, ProviderKind, ResolvedProvider};
 use crate::db::{self, AuthDb};
 use crate::http::HttpClient;
 use crate::jwt::{install_crypto, random_token};
+use crate::provider::facebook::Facebook;
 use crate::provider::github::Github;
 use crate::provider::Provider;
 use crate::routes::routes;
@@ -113,6 +114,9 @@ impl Fairing for SocialAuthFairing {
             let callback = config.callback_url(&name);
             let client: Box<dyn Provider> = match provider.kind {
                 ProviderKind::Github => Box::new(Github::new(&provider, &callback, http.clone())),
+                ProviderKind::Facebook => {
+                    Box::new(Facebook::new(&provider, &callback, http.clone()))
+                }
                 ProviderKind::Dev => {
                     let (fake, dev) = dev_provider(&config, provider);
                     rocket = rocket.manage(fake).mount(

@@ -14,7 +14,7 @@ use crate::error::LoginError;
 use crate::flow::Flow;
 use crate::guard::JWT_COOKIE;
 use crate::jwt::{Claims, Identity, IssuedJwt, JwtCodec};
-use crate::provider::{FlowParams, Provider, ProviderError};
+use crate::provider::{FlowParams, Provider, ProviderError, RefreshWith};
 use crate::secret::Secret;
 use crate::store::{Store, StoreError, User};
 
@@ -273,28 +273,41 @@ impl AuthService {
         }
     }
 
-    /// Uses the stored refresh token of `user_id`'s `provider` account and stores what the
-    /// provider answers (a provider that sends no new refresh token keeps the old one).
+    /// Uses the stored refresh token of `user_id`'s `provider` account (for Facebook, which has
+    /// none, exchanges the access token for a long-lived one) and stores what the provider
+    /// answers (a provider that sends no new refresh token keeps the old one).
     pub async fn refresh(&self, user_id: i64, provider: &str) -> RefreshReply {
         let Some(client) = self.provider(provider) else {
             return RefreshReply::NoRefreshToken;
         };
-        let refresh_token = match self.store.tokens(user_id, provider).await {
-            Ok(Some(t)) => match t.refresh_token {
-                Some(r) => r,
-                None => return RefreshReply::NoRefreshToken,
+        let with = client.refresh_with();
+        let stored = match self.store.tokens(user_id, provider).await {
+            Ok(Some(t)) => match with {
+                RefreshWith::RefreshToken => t.refresh_token,
+                RefreshWith::AccessToken => t.access_token,
             },
-            Ok(None) => return RefreshReply::NoRefreshToken,
+            Ok(None) => None,
             Err(e) => return refresh_store_error(e),
         };
-        match client.refresh(&refresh_token).await {
+        let Some(token) = stored else {
+            return RefreshReply::NoRefreshToken;
+        };
+        match client.refresh(&token).await {
             Ok(tokens) => match self.store.store_refreshed(user_id, provider, &tokens).await {
                 Ok(()) => RefreshReply::Refreshed,
                 Err(e) => refresh_store_error(e),
             },
             Err(e) if e.needs_reauthentication() => {
-                log::info!("social_auth: {provider} refused a refresh token: {e}");
-                match self.store.clear_refresh_token(user_id, provider).await {
+                log::info!("social_auth: {provider} refused a refresh: {e}");
+                let cleared = match with {
+                    RefreshWith::RefreshToken => {
+                        self.store.clear_refresh_token(user_id, provider).await
+                    }
+                    RefreshWith::AccessToken => {
+                        self.store.clear_access_token(user_id, provider).await
+                    }
+                };
+                match cleared {
                     Ok(()) => RefreshReply::Reauthenticate,
                     Err(e) => refresh_store_error(e),
                 }

@@ -103,10 +103,16 @@ fn api_error(what: &str, answer: &Answer) -> ProviderError {
 
 pub(crate) fn token_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -> ProviderError {
     match e {
-        RequestTokenError::ServerResponse(r) => ProviderError::Rejected {
-            code: r.error().as_ref().to_owned(),
-            description: r.error_description().cloned(),
-        },
+        RequestTokenError::ServerResponse(r) => {
+            let code = r.error().as_ref().to_owned();
+            let description = r.error_description().cloned();
+            match code.as_str() {
+                "invalid_grant" | "bad_refresh_token" => {
+                    ProviderError::InvalidGrant { code, description }
+                }
+                _ => ProviderError::Rejected { code, description },
+            }
+        }
         RequestTokenError::Request(e) => e.into(),
         RequestTokenError::Parse(_, _) => {
             ProviderError::BadResponse("the token endpoint's answer is not a token".into())

@@ -5,6 +5,7 @@ use url::Url;
 
 use crate::secret::Secret;
 
+pub(crate) mod facebook;
 pub(crate) mod github;
 
 /// Tokens a provider granted.
@@ -37,9 +38,16 @@ pub(crate) struct FlowParams<'a> {
 /// Why a provider call failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProviderError {
-    /// The provider answered an OAuth error, e.g. `bad_verification_code` or `invalid_grant`.
+    /// The provider answered an error, e.g. `bad_verification_code`, a used code, a rate limit.
     #[error("the provider refused: {code}")]
     Rejected {
+        code: String,
+        description: Option<String>,
+    },
+    /// The grant or token is dead for good (`invalid_grant`, GitHub's `bad_refresh_token`,
+    /// Facebook's code 190): the user must sign in again.
+    #[error("the provider refused the grant: {code}")]
+    InvalidGrant {
         code: String,
         description: Option<String>,
     },
@@ -58,9 +66,17 @@ impl ProviderError {
     /// Whether the provider refused a refresh token for good (`invalid_grant`,
     /// `bad_refresh_token`): the user must sign in again.
     pub(crate) fn needs_reauthentication(&self) -> bool {
-        matches!(self, ProviderError::Rejected { code, .. }
-            if matches!(code.as_str(), "invalid_grant" | "bad_refresh_token"))
+        matches!(self, ProviderError::InvalidGrant { .. })
     }
+}
+
+/// Which stored token a refresh spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefreshWith {
+    /// The refresh token (OAuth 2).
+    RefreshToken,
+    /// The access token itself (Facebook's long-lived token exchange).
+    AccessToken,
 }
 
 /// One provider's side of a login.
@@ -79,6 +95,11 @@ pub(crate) trait Provider: Send + Sync {
     /// Fetches the profile of the token's user.
     async fn profile(&self, tokens: &TokenSet) -> Result<Profile, ProviderError>;
 
-    /// Uses a refresh token.
-    async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, ProviderError>;
+    /// Which stored token [`refresh`](Self::refresh) takes.
+    fn refresh_with(&self) -> RefreshWith {
+        RefreshWith::RefreshToken
+    }
+
+    /// Gets fresh tokens with the stored token named by [`refresh_with`](Self::refresh_with).
+    async fn refresh(&self, token: &Secret) -> Result<TokenSet, ProviderError>;
 }

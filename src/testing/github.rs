@@ -1,22 +1,5 @@
-//! A GitHub-compatible OAuth provider served by Rocket: the test double of this crate's tests and
-//! benchmarks, and the development provider of the demo app.
-//!
-//! It speaks GitHub's documented wire format, quirks included: errors of the token endpoint come
-//! with HTTP 200, the token answer is form-encoded unless the client asks for JSON, the API wants
-//! a `User-Agent`, user ids are numbers, refresh tokens of GitHub Apps rotate. Faults can be
-//! switched on to test how a client copes.
-//!
-//! ```no_run
-//! use rocket_social_auth::testing::{FakeGithub, FakeUser};
-//!
-//! # async fn demo() {
-//! let fake = FakeGithub::new("client-id", "client-secret");
-//! fake.sign_in_as(FakeUser::new(42, "octocat").email("octocat@example.com"));
-//! let server = fake.clone().spawn().await.expect("fake GitHub starts");
-//! // Point `authorize_url`, `token_url` and `api_url` of the `github` provider at it:
-//! println!("{}/login/oauth/authorize", server.url());
-//! # }
-//! ```
+//! The fake GitHub: OAuth App and GitHub App (expiring, rotating) tokens, HTTP 200 errors,
+//! form-encoded answers without `Accept: application/json`, a `User-Agent`-guarded API.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,15 +9,16 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rocket::form::{Form, FromForm};
-use rocket::http::{ContentType, Header, Status};
+use rocket::http::{ContentType, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::content::RawHtml;
 use rocket::response::stream::ByteStream;
-use rocket::response::{Redirect, Responder};
+use rocket::response::Redirect;
 use rocket::serde::json::{json, Value};
 use rocket::{get, post, routes, Route, State};
 use sha2::{Digest, Sha256};
 
+use super::{fake_config, html_escape, json_answer, serve, with_query, FakeServer, Raw};
 use crate::jwt::{now, random_token};
 
 /// An account of the fake provider.
@@ -248,90 +232,17 @@ impl FakeGithub {
 
     /// Serves the provider on `127.0.0.1` at a free port, until the returned server is dropped.
     pub async fn spawn(self) -> Result<FakeServer, rocket::Error> {
-        let config = rocket::Config {
-            address: std::net::Ipv4Addr::LOCALHOST.into(),
-            port: 0,
-            log_level: rocket::config::LogLevel::Off,
-            cli_colors: false,
-            shutdown: rocket::config::Shutdown {
-                ctrlc: false,
-                #[cfg(unix)]
-                signals: Default::default(),
-                grace: 1,
-                mercy: 1,
-                ..Default::default()
-            },
-            ..rocket::Config::debug_default()
-        };
-        let (tx, rx) = rocket::tokio::sync::oneshot::channel();
-        let tx = Mutex::new(Some(tx));
-        let rocket = rocket::custom(config)
-            .manage(self)
-            .mount("/", FakeGithub::routes())
-            .attach(rocket::fairing::AdHoc::on_liftoff("port", move |r| {
-                let port = r.config().port;
-                let shutdown = r.shutdown();
-                Box::pin(async move {
-                    if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-                        let _ = tx.send((port, shutdown));
-                    }
-                })
-            }))
-            .ignite()
-            .await?;
-        let task = rocket::tokio::spawn(rocket.launch());
-        match rx.await {
-            Ok((port, shutdown)) => Ok(FakeServer {
-                url: format!("http://127.0.0.1:{port}"),
-                shutdown,
-            }),
-            Err(_) => match task.await {
-                Ok(Err(e)) => Err(e),
-                _ => panic!("the fake provider stopped before it started"),
-            },
-        }
-    }
-}
-
-/// A running fake provider; dropping it stops the server.
-#[derive(Debug)]
-pub struct FakeServer {
-    url: String,
-    shutdown: rocket::Shutdown,
-}
-
-impl FakeServer {
-    /// Its root, e.g. `http://127.0.0.1:41234`.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        self.shutdown.clone().notify();
+        serve(
+            rocket::custom(fake_config())
+                .manage(self)
+                .mount("/", FakeGithub::routes()),
+        )
+        .await
     }
 }
 
 fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
-    let mut url = match url::Url::parse(redirect_uri) {
-        Ok(u) => u,
-        Err(_) => return "/".into(),
-    };
-    url.query_pairs_mut().extend_pairs(pairs);
-    url.into()
 }
 
 /// A stable id for a login typed on the development page.
@@ -341,37 +252,6 @@ fn dev_id(login: &str) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     1_000_000 + hash % 1_000_000_000
-}
-
-/// An answer with any status, body and headers.
-struct Raw {
-    status: Status,
-    content_type: ContentType,
-    body: String,
-    headers: Vec<(&'static str, String)>,
-}
-
-impl<'r> Responder<'r, 'static> for Raw {
-    fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
-        let mut response = rocket::Response::build();
-        response
-            .status(self.status)
-            .header(self.content_type)
-            .sized_body(self.body.len(), std::io::Cursor::new(self.body));
-        for (name, value) in self.headers {
-            response.header(Header::new(name, value));
-        }
-        Ok(response.finalize())
-    }
-}
-
-fn json_answer(status: Status, value: Value) -> Raw {
-    Raw {
-        status,
-        content_type: ContentType::new("application", "json").with_params(("charset", "utf-8")),
-        body: value.to_string(),
-        headers: Vec::new(),
-    }
 }
 
 #[get("/login/oauth/authorize?<client_id>&<redirect_uri>&<state>&<code_challenge>&<code_challenge_method>&<scope>")]

@@ -1,0 +1,150 @@
+//! Providers that speak the real providers' documented wire formats, served by Rocket on
+//! loopback: the test doubles of this crate's tests and benchmarks, and (the GitHub one) the
+//! development provider of the demo app.
+//!
+//! Each fake reproduces its provider's quirks (GitHub's HTTP 200 errors and form-encoded
+//! answers, Facebook's error envelope and `appsecret_proof`) and can inject faults, so that a
+//! client's handling of them can be tested.
+//!
+//! ```no_run
+//! use rocket_social_auth::testing::{FakeGithub, FakeUser};
+//!
+//! # async fn demo() {
+//! let fake = FakeGithub::new("client-id", "client-secret");
+//! fake.sign_in_as(FakeUser::new(42, "octocat").email("octocat@example.com"));
+//! let server = fake.clone().spawn().await.expect("fake GitHub starts");
+//! // Point `authorize_url`, `token_url` and `api_url` of the `github` provider at it:
+//! println!("{}/login/oauth/authorize", server.url());
+//! # }
+//! ```
+
+use std::sync::Mutex;
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::Request;
+use rocket::response::Responder;
+use rocket::serde::json::Value;
+use rocket::{Build, Rocket};
+
+mod facebook;
+mod github;
+
+pub use facebook::{FacebookFault, FakeFacebook, FakeFacebookUser};
+pub use github::{ApiFault, FakeGithub, FakeUser, TokenFault, TokenMode};
+
+/// A running fake provider; dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeServer {
+    url: String,
+    shutdown: rocket::Shutdown,
+}
+
+impl FakeServer {
+    /// Its root, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.shutdown.clone().notify();
+    }
+}
+
+/// A quiet Rocket configuration on `127.0.0.1` at a free port.
+fn fake_config() -> rocket::Config {
+    rocket::Config {
+        address: std::net::Ipv4Addr::LOCALHOST.into(),
+        port: 0,
+        log_level: rocket::config::LogLevel::Off,
+        cli_colors: false,
+        shutdown: rocket::config::Shutdown {
+            ctrlc: false,
+            #[cfg(unix)]
+            signals: Default::default(),
+            grace: 1,
+            mercy: 1,
+            ..Default::default()
+        },
+        ..rocket::Config::debug_default()
+    }
+}
+
+/// Launches `rocket` in the background and returns once it listens.
+async fn serve(rocket: Rocket<Build>) -> Result<FakeServer, rocket::Error> {
+    let (tx, rx) = rocket::tokio::sync::oneshot::channel();
+    let tx = Mutex::new(Some(tx));
+    let rocket = rocket
+        .attach(rocket::fairing::AdHoc::on_liftoff("port", move |r| {
+            let port = r.config().port;
+            let shutdown = r.shutdown();
+            Box::pin(async move {
+                if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                    let _ = tx.send((port, shutdown));
+                }
+            })
+        }))
+        .ignite()
+        .await?;
+    let task = rocket::tokio::spawn(rocket.launch());
+    match rx.await {
+        Ok((port, shutdown)) => Ok(FakeServer {
+            url: format!("http://127.0.0.1:{port}"),
+            shutdown,
+        }),
+        Err(_) => match task.await {
+            Ok(Err(e)) => Err(e),
+            _ => panic!("the fake provider stopped before it started"),
+        },
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// `redirect_uri` with `pairs` added to its query, and `fragment` if any.
+fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
+    let mut url = match url::Url::parse(redirect_uri) {
+        Ok(u) => u,
+        Err(_) => return "/".into(),
+    };
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.into()
+}
+
+/// An answer with any status, body and headers.
+struct Raw {
+    status: Status,
+    content_type: ContentType,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl<'r> Responder<'r, 'static> for Raw {
+    fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
+        let mut response = rocket::Response::build();
+        response
+            .status(self.status)
+            .header(self.content_type)
+            .sized_body(self.body.len(), std::io::Cursor::new(self.body));
+        for (name, value) in self.headers {
+            response.header(Header::new(name, value));
+        }
+        Ok(response.finalize())
+    }
+}
+
+fn json_answer(status: Status, value: Value) -> Raw {
+    Raw {
+        status,
+        content_type: ContentType::new("application", "json").with_params(("charset", "utf-8")),
+        body: value.to_string(),
+        headers: Vec::new(),
+    }
+}
