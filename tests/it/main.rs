@@ -4,6 +4,7 @@ mod common;
 
 mod config;
 mod demo;
+mod facebook;
 mod github;
 mod guard;
 mod refresh;
