@@ -100,6 +100,53 @@ pub struct Config {
     /// An absent table means the provider is off.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Keys that encrypt provider tokens at rest: `"<kid>:<base64 of 32 random bytes>"`, the first
+    /// encrypts, all decrypt (rotation). Required in the release profile when a provider is
+    /// configured; in debug a random per-process key is used when empty. Default `[]`.
+    #[serde(default)]
+    pub token_keys: Vec<Secret>,
+    /// How often, in seconds, an instance reloads the revoked sessions from the database: how
+    /// stale another instance's view of a logout may be. Default `5`.
+    #[serde(default = "default_revocation_cache")]
+    pub revocation_cache_secs: u64,
+    /// Per-client-IP rate limit of login start and callback; absent means none.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    /// The header that carries the client IP when the app is behind a proxy that sets it (e.g.
+    /// `X-Real-IP`, or `X-Forwarded-For`, of which the last address is used). Default: none, the
+    /// peer address is used (a header anyone can send is never trusted by default).
+    #[serde(default)]
+    pub ip_header: Option<String>,
+}
+
+/// The `[default.social_auth.rate_limit]` table.
+///
+/// ```toml
+/// [default.social_auth.rate_limit]
+/// per_minute = 30   # sustained requests per client IP per minute
+/// burst = 10        # requests allowed at once
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RateLimitConfig {
+    /// Sustained requests per minute per client IP.
+    pub per_minute: u32,
+    /// Requests allowed in a burst. Default: `per_minute`.
+    pub burst: Option<u32>,
+}
+
+/// One `[[default.social_auth.jwt.keys]]` entry: an asymmetric signing key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JwtKeyConfig {
+    /// The key id, put in the header of the tokens it signs and in the JWKS.
+    pub kid: String,
+    /// A PKCS#8 PEM file with the private key.
+    pub private_key_file: Option<std::path::PathBuf>,
+    /// The same PEM inline (e.g. from an environment variable).
+    pub private_key: Option<Secret>,
 }
 
 /// The `[default.social_auth.jwt]` table.
@@ -107,12 +154,20 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct JwtConfig {
-    /// The HMAC key, at least 32 bytes. Required. (The Django app's `JWT_SECRET`.)
+    /// The HMAC key, at least 32 bytes; required with an HMAC algorithm. (The Django app's
+    /// `JWT_SECRET`.)
     pub secret: Option<Secret>,
-    /// `HS256`, `HS384` or `HS512`. Default `"HS256"`. Tokens signed with any other
-    /// algorithm are refused.
+    /// `HS256`, `HS384`, `HS512`, or with `keys`: `RS256`, `ES256`, `EdDSA`. Default `"HS256"`.
+    /// Tokens signed with any other algorithm are refused.
     #[serde(default = "default_algorithm")]
     pub algorithm: String,
+    /// Asymmetric keys (with `RS256`, `ES256`, `EdDSA`): the first signs, all verify.
+    #[serde(default)]
+    pub keys: Vec<JwtKeyConfig>,
+    /// The `iss` claim, set and verified when configured.
+    pub issuer: Option<String>,
+    /// The `aud` claim, set and verified when configured.
+    pub audience: Option<String>,
     /// Copied into the `role` claim (PostgREST reads it). Required.
     pub role: Option<String>,
     /// Lifetime of a token and of the `jwt` cookie, in minutes. Default `60`.
@@ -157,6 +212,11 @@ pub struct ProviderConfig {
     /// Scopes asked for. GitHub default `["read:user", "user:email"]`; Facebook default
     /// `["email", "public_profile"]`.
     pub scopes: Option<Vec<String>>,
+    /// On the first login of an identity, link it to the existing user with the same email if
+    /// this provider vouches for the email (GitHub: primary and verified; never Facebook).
+    /// Default `false`: accounts are linked only explicitly.
+    #[serde(default)]
+    pub link_by_verified_email: bool,
 }
 
 /// A configuration value that stops launch; it names the offending key.
@@ -217,6 +277,9 @@ fn default_algorithm() -> String {
 fn default_exp() -> u64 {
     60
 }
+fn default_revocation_cache() -> u64 {
+    5
+}
 
 /// A provider table after its checks: kind resolved, URLs parsed.
 #[derive(Debug, Clone)]
@@ -229,6 +292,7 @@ pub(crate) struct ResolvedProvider {
     pub token_url: Url,
     pub api_url: Url,
     pub scopes: Vec<String>,
+    pub link_by_verified_email: bool,
 }
 
 impl Config {
@@ -296,34 +360,81 @@ impl Config {
             ));
         }
         self.jwt.validate()?;
-        self.providers
+        if self.revocation_cache_secs == 0 {
+            return Err(ConfigError::new(
+                key("revocation_cache_secs"),
+                "must be at least 1",
+            ));
+        }
+        if let Some(limit) = &self.rate_limit {
+            if limit.per_minute == 0 || limit.burst == Some(0) {
+                return Err(ConfigError::new(
+                    key("rate_limit"),
+                    "needs per_minute and burst of at least 1",
+                ));
+            }
+        }
+        if let Some(header) = &self.ip_header {
+            if header.is_empty()
+                || !header
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(ConfigError::new(key("ip_header"), "is not a header name"));
+            }
+        }
+        let resolved = self
+            .providers
             .iter()
             .map(|(name, p)| p.resolve(name, profile))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.token_keys.is_empty() && !self.providers.is_empty() && profile.as_str() == "release"
+        {
+            return Err(ConfigError::new(
+                key("token_keys"),
+                "is required in the release profile when a provider is configured (it encrypts provider tokens at rest): \"<kid>:<base64 of 32 random bytes>\", e.g. from `openssl rand -base64 32`",
+            ));
+        }
+        Ok(resolved)
     }
 }
 
 impl JwtConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let key = |k: &str| format!("social_auth.jwt.{k}");
-        if !matches!(self.algorithm.as_str(), "HS256" | "HS384" | "HS512") {
+        let hmac = matches!(self.algorithm.as_str(), "HS256" | "HS384" | "HS512");
+        let asymmetric = matches!(self.algorithm.as_str(), "RS256" | "ES256" | "EdDSA");
+        if !hmac && !asymmetric {
             return Err(ConfigError::new(
                 key("algorithm"),
                 format!(
-                    "is `{}`, which is not supported: use HS256, HS384 or HS512",
+                    "is `{}`, which is not supported: use HS256, HS384, HS512, RS256, ES256 or EdDSA",
                     self.algorithm
                 ),
             ));
         }
-        match &self.secret {
-            None => return Err(ConfigError::new(key("secret"), "is required")),
-            Some(s) if s.expose().len() < 32 => {
-                return Err(ConfigError::new(
-                    key("secret"),
-                    "is shorter than 32 bytes: use e.g. `openssl rand -base64 48`",
-                ))
+        if hmac {
+            match &self.secret {
+                None => return Err(ConfigError::new(key("secret"), "is required")),
+                Some(s) if s.expose().len() < 32 => {
+                    return Err(ConfigError::new(
+                        key("secret"),
+                        "is shorter than 32 bytes: use e.g. `openssl rand -base64 48`",
+                    ))
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
+            if !self.keys.is_empty() {
+                return Err(ConfigError::new(
+                    key("keys"),
+                    format!("are for RS256, ES256 or EdDSA, not {}", self.algorithm),
+                ));
+            }
+        } else if self.keys.is_empty() {
+            return Err(ConfigError::new(
+                key("keys"),
+                format!("are required with {}: at least one [[social_auth.jwt.keys]] with kid and private_key_file", self.algorithm),
+            ));
         }
         match self.role.as_deref().map(str::trim) {
             None | Some("") => return Err(ConfigError::new(key("role"), "is required")),
@@ -391,6 +502,7 @@ impl ProviderConfig {
                     .scopes
                     .clone()
                     .unwrap_or_else(|| vec!["read:user".into(), "user:email".into()]),
+                link_by_verified_email: self.link_by_verified_email,
             });
         }
         let client_id = match self.client_id.as_deref().map(str::trim) {
@@ -470,6 +582,7 @@ impl ProviderConfig {
                 .scopes
                 .clone()
                 .unwrap_or_else(|| scopes.into_iter().map(String::from).collect()),
+            link_by_verified_email: self.link_by_verified_email,
         })
     }
 }

@@ -6,6 +6,7 @@ use rocket::response::{self, Responder, Response};
 use rocket::serde::json::json;
 
 use crate::flow::FlowError;
+use crate::policy::Denied;
 use crate::provider::ProviderError;
 use crate::store::StoreError;
 
@@ -27,6 +28,15 @@ pub(crate) enum LoginError {
     Store(StoreError),
     /// The JWT could not be signed (500).
     Token,
+    /// The app's policy refused the sign-in (403).
+    PolicyDenied(Denied),
+    /// A link flow finished in a browser no longer signed in as the user who started it (403).
+    LinkSessionChanged,
+    /// A link would take an identity from another user, or give a user a second identity of a
+    /// provider (409).
+    Conflict(&'static str),
+    /// Too many requests from this client (429, with the seconds to wait).
+    RateLimited(u64),
 }
 
 impl LoginError {
@@ -39,6 +49,9 @@ impl LoginError {
             LoginError::Provider(_) => Status::BadGateway,
             LoginError::Store(StoreError::Unavailable(_)) => Status::ServiceUnavailable,
             LoginError::Store(_) | LoginError::Token => Status::InternalServerError,
+            LoginError::PolicyDenied(_) | LoginError::LinkSessionChanged => Status::Forbidden,
+            LoginError::Conflict(_) => Status::Conflict,
+            LoginError::RateLimited(_) => Status::TooManyRequests,
         }
     }
 
@@ -56,6 +69,10 @@ impl LoginError {
             LoginError::Store(StoreError::Unavailable(_)) => "database_unavailable",
             LoginError::Store(_) => "storage_error",
             LoginError::Token => "token_error",
+            LoginError::PolicyDenied(_) => "sign_in_denied",
+            LoginError::LinkSessionChanged => "link_session_changed",
+            LoginError::Conflict(code) => code,
+            LoginError::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -93,6 +110,11 @@ impl LoginError {
             LoginError::Store(StoreError::Unavailable(_)) => "The user database is unavailable. Please try again shortly.".into(),
             LoginError::Store(_) => "The sign-in could not be recorded.".into(),
             LoginError::Token => "The session token could not be issued.".into(),
+            LoginError::PolicyDenied(d) => format!("This sign-in is not allowed: {}", sanitize(d.reason(), 300)),
+            LoginError::LinkSessionChanged => "The account link was started by another session. Please sign in and link again.".into(),
+            LoginError::Conflict("identity_linked_elsewhere") => "This account is already linked to another user.".into(),
+            LoginError::Conflict(_) => "You already have an account of this provider linked.".into(),
+            LoginError::RateLimited(secs) => format!("Too many sign-in attempts. Please try again in {secs} seconds."),
         }
     }
 }
@@ -145,10 +167,14 @@ impl<'r> Responder<'r, 'static> for LoginError {
             );
             (ContentType::HTML, page)
         };
-        Response::build()
+        let mut response = Response::build();
+        response
             .status(status)
             .header(content_type)
-            .sized_body(body.len(), std::io::Cursor::new(body))
-            .ok()
+            .sized_body(body.len(), std::io::Cursor::new(body));
+        if let LoginError::RateLimited(secs) = self {
+            response.raw_header("Retry-After", secs.to_string());
+        }
+        response.ok()
     }
 }

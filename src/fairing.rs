@@ -2,23 +2,27 @@
 //! builds the providers and mounts the routes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rocket::fairing::{self, Fairing, Info, Kind};
+use rocket::figment::Figment;
 use rocket::{Build, Orbit, Rocket};
 use rocket_db_pools::Database;
 
-use crate::config::{Config, ProviderKind, ResolvedProvider};
+use crate::config::{Config, ConfigError, ProviderKind, ResolvedProvider};
 use crate::db::{self, AuthDb};
 use crate::http::HttpClient;
-use crate::jwt::{install_crypto, random_token};
+use crate::jwt::{install_crypto, random_token, JwtCodec};
+use crate::policy::{AllowAll, Policy};
 use crate::provider::facebook::Facebook;
 use crate::provider::github::Github;
 use crate::provider::Provider;
 use crate::routes::routes;
-use crate::service::AuthService;
-use crate::store::Store;
+use crate::service::{AuthService, Error, ProviderEntry};
+use crate::store::{LoginOptions, ReencryptReport, Store};
 use crate::testing::FakeGithub;
+use crate::vault::TokenVault;
 
 /// Where the development provider is mounted, under `base`.
 pub(crate) const DEV_MOUNT: &str = "/_dev";
@@ -49,9 +53,23 @@ pub(crate) const DEV_MOUNT: &str = "/_dev";
 ///     }
 /// }
 /// ```
-#[derive(Debug, Default, Clone)]
+#[derive(Clone)]
 pub struct SocialAuthFairing {
-    _private: (),
+    policy: Arc<dyn Policy>,
+}
+
+impl std::fmt::Debug for SocialAuthFairing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocialAuthFairing").finish_non_exhaustive()
+    }
+}
+
+impl Default for SocialAuthFairing {
+    fn default() -> Self {
+        SocialAuthFairing {
+            policy: Arc::new(AllowAll),
+        }
+    }
 }
 
 impl SocialAuthFairing {
@@ -59,6 +77,59 @@ impl SocialAuthFairing {
     pub fn new() -> Self {
         SocialAuthFairing::default()
     }
+
+    /// The app's [`Policy`]: allow or deny sign-ins, add claims, act on new users.
+    ///
+    /// ```no_run
+    /// use rocket_social_auth::{Policy, SocialAuthFairing};
+    ///
+    /// struct OnlyStaff;
+    /// impl Policy for OnlyStaff {}
+    ///
+    /// let fairing = SocialAuthFairing::new().policy(OnlyStaff);
+    /// ```
+    pub fn policy(mut self, policy: impl Policy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+}
+
+/// Reads and checks `[social_auth]`; the error names the key.
+fn read_config(figment: &Figment) -> Result<(Config, Vec<ResolvedProvider>), String> {
+    let config: Config = figment.extract_inner("social_auth").map_err(|e| {
+        let message = e
+            .clone()
+            .into_iter()
+            .map(|e| {
+                let key = e.path.join(".");
+                let key = if key.starts_with("social_auth") || key.is_empty() {
+                    key
+                } else {
+                    format!("social_auth.{key}")
+                };
+                format!("`{key}`: {}", e.kind)
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        rocket::config::pretty_print_error(e);
+        format!("invalid configuration: {message}")
+    })?;
+    let resolved = config
+        .validate(figment.profile())
+        .map_err(|e| format!("invalid configuration: {e}"))?;
+    Ok((config, resolved))
+}
+
+/// The token vault of a configuration; an empty `token_keys` gives a per-process key (debug).
+fn vault(config: &Config) -> Result<TokenVault, ConfigError> {
+    let vault = TokenVault::from_config(&config.token_keys)?;
+    if vault.is_empty() {
+        if !config.providers.is_empty() {
+            log::warn!("social_auth: no token_keys configured: provider tokens are encrypted under a random key of this process and will not decrypt after a restart (development only)");
+        }
+        return Ok(TokenVault::ephemeral());
+    }
+    Ok(vault)
 }
 
 #[rocket::async_trait]
@@ -66,23 +137,22 @@ impl Fairing for SocialAuthFairing {
     fn info(&self) -> Info {
         Info {
             name: "Social Auth",
-            kind: Kind::Ignite | Kind::Shutdown,
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Shutdown,
         }
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
         install_crypto();
-        let config: Config = match rocket.figment().extract_inner("social_auth") {
-            Ok(config) => config,
+        let (config, resolved) = match read_config(rocket.figment()) {
+            Ok(read) => read,
             Err(e) => {
-                log::error!("social_auth: invalid configuration");
-                rocket::config::pretty_print_error(e);
+                log::error!("social_auth: {e}");
                 return Err(rocket);
             }
         };
-        let resolved = match config.validate(rocket.figment().profile()) {
-            Ok(resolved) => resolved,
-            Err(e) => {
+        let (jwt, vault) = match (JwtCodec::new(&config.jwt), vault(&config)) {
+            (Ok(jwt), Ok(vault)) => (jwt, vault),
+            (Err(e), _) | (_, Err(e)) => {
                 log::error!("social_auth: invalid configuration: {e}");
                 return Err(rocket);
             }
@@ -108,10 +178,13 @@ impl Fairing for SocialAuthFairing {
             }
         };
         let mut rocket = rocket;
-        let mut providers: BTreeMap<String, Box<dyn Provider>> = BTreeMap::new();
+        let mut providers: BTreeMap<String, ProviderEntry> = BTreeMap::new();
         for provider in resolved {
             let name = provider.name.clone();
             let callback = config.callback_url(&name);
+            let options = LoginOptions {
+                link_by_verified_email: provider.link_by_verified_email,
+            };
             let client: Box<dyn Provider> = match provider.kind {
                 ProviderKind::Github => Box::new(Github::new(&provider, &callback, http.clone())),
                 ProviderKind::Facebook => {
@@ -130,7 +203,7 @@ impl Fairing for SocialAuthFairing {
                     Box::new(Github::new(&dev, &callback, http.clone()))
                 }
             };
-            providers.insert(name, client);
+            providers.insert(name, ProviderEntry { client, options });
         }
         let base = if config.base_path().is_empty() {
             "/".to_owned()
@@ -138,8 +211,18 @@ impl Fairing for SocialAuthFairing {
             config.base_path().to_owned()
         };
         let list = routes(config.expose_refresh_token);
-        let service = AuthService::new(config, Store::new(pool), providers);
+        let store = Store::new(pool, Arc::new(vault));
+        let service = AuthService::new(config, jwt, store, providers, self.policy.clone());
         Ok(rocket.manage(service).mount(base, list))
+    }
+
+    async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
+        if let Some(service) = rocket.state::<AuthService>() {
+            let upkeep = service.upkeep();
+            // The first load before the first request, then in the background.
+            upkeep.reload().await;
+            rocket::tokio::spawn(upkeep.run(rocket.shutdown()));
+        }
     }
 
     async fn on_shutdown(&self, rocket: &Rocket<Orbit>) {
@@ -171,4 +254,47 @@ fn dev_provider(config: &Config, mut provider: ResolvedProvider) -> (FakeGithub,
         provider.api_url = api;
     }
     (fake, provider)
+}
+
+/// Re-encrypts every stored provider token under the first of `token_keys` (and seals tokens
+/// stored in plain text), for key rotation: `cargo run -- reencrypt` in the demo.
+///
+/// It reads the same configuration as the fairing (`figment` is usually
+/// `rocket::Config::figment()`), works in batches with compare-and-set updates, so it is safe
+/// while the app serves and can be stopped and run again at any time.
+///
+/// ```no_run
+/// # async fn rotate() -> Result<(), rocket_social_auth::Error> {
+/// let report = rocket_social_auth::reencrypt(&rocket::Config::figment()).await?;
+/// println!("{} tokens rewritten", report.rewritten);
+/// # Ok(()) }
+/// ```
+pub async fn reencrypt(figment: &Figment) -> Result<ReencryptReport, Error> {
+    install_crypto();
+    let (config, _) = read_config(figment).map_err(Error::Config)?;
+    if config.token_keys.is_empty() {
+        return Err(Error::Config(
+            "`social_auth.token_keys` is empty: there is no key to encrypt with".into(),
+        ));
+    }
+    let vault = vault(&config).map_err(|e| Error::Config(e.to_string()))?;
+    let db_figment = figment
+        .focus("databases.social_auth")
+        .join(("connect_timeout", 5))
+        .join(("max_connections", 2));
+    let pool = <crate::db::SqlxPool as rocket_db_pools::Pool>::init(&db_figment)
+        .await
+        .map_err(|e| Error::Config(format!("`databases.social_auth`: {e}")))?;
+    if config.migrate {
+        db::migrate(&pool)
+            .await
+            .map_err(|e| Error::Config(format!("the migrations failed: {e}")))?;
+    }
+    let store = Store::new(sqlx::AnyPool::clone(&pool), Arc::new(vault));
+    let mut report = ReencryptReport::default();
+    let mut after = 0;
+    while let Some(last) = store.reencrypt_batch(after, 200, &mut report).await? {
+        after = last;
+    }
+    Ok(report)
 }

@@ -19,6 +19,9 @@ pub(crate) struct Flow {
     pub verifier: String,
     pub next: Option<String>,
     pub created_at: i64,
+    /// Set for a link flow: the user the identity is to be linked to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_user: Option<i64>,
 }
 
 /// Why a callback's state was refused.
@@ -42,6 +45,7 @@ impl std::fmt::Debug for Flow {
             .field("provider", &self.provider)
             .field("next", &self.next)
             .field("created_at", &self.created_at)
+            .field("link_user", &self.link_user)
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +68,7 @@ impl Flow {
             verifier: random_token(48),
             next,
             created_at: now(),
+            link_user: None,
         }
     }
 

@@ -4,17 +4,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::config::JwtConfig;
+use crate::config::{ConfigError, JwtConfig, JwtKeyConfig};
 
 /// The claims of a JWT issued by this crate.
 ///
 /// `provider` is absent for a token issued by the app for its own (non-social) login
 /// through [`crate::AuthService::issue_jwt`]. The profile rides along so that a guard can
-/// answer without a database.
+/// answer without a database. Claims added by a [`crate::Policy`] are in `extra`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Claims {
@@ -29,7 +30,7 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, unix seconds.
     pub exp: i64,
-    /// A unique id of this token.
+    /// A unique id of this token: its session, which logout revokes.
     pub jti: String,
     /// Display name.
     #[serde(default)]
@@ -40,6 +41,15 @@ pub struct Claims {
     /// Avatar URL.
     #[serde(default)]
     pub avatar_url: Option<String>,
+    /// Issuer (`social_auth.jwt.issuer`), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience (`social_auth.jwt.audience`), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// Claims added by the app's policy.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Claims {
@@ -48,6 +58,22 @@ impl Claims {
         self.sub.parse().ok()
     }
 }
+
+/// Names an app's extra claims may not take.
+pub(crate) const RESERVED_CLAIMS: &[&str] = &[
+    "sub",
+    "role",
+    "provider",
+    "iat",
+    "exp",
+    "nbf",
+    "jti",
+    "name",
+    "email",
+    "avatar_url",
+    "iss",
+    "aud",
+];
 
 /// Who a token is for: the input of [`crate::AuthService::issue_jwt`].
 ///
@@ -70,6 +96,8 @@ pub struct Identity {
     pub email: Option<String>,
     /// The `avatar_url` claim.
     pub avatar_url: Option<String>,
+    /// More claims; the standard names above are not overridden.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Identity {
@@ -123,14 +151,20 @@ impl std::fmt::Debug for IssuedJwt {
 #[error("invalid token: {0}")]
 pub(crate) struct JwtError(#[from] jsonwebtoken::errors::Error);
 
-/// Signs and checks tokens with the configured key and algorithm.
+/// Signs and checks tokens with the configured keys and algorithm.
 pub(crate) struct JwtCodec {
     algorithm: Algorithm,
+    signing_kid: Option<String>,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// `(kid, key)`; one key without kid for HMAC.
+    decoding: Vec<(Option<String>, DecodingKey)>,
+    /// The public keys as a JWK set; `None` for HMAC.
+    jwks: Option<serde_json::Value>,
     validation: Validation,
     role: String,
     lifetime_secs: i64,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 /// Installs jsonwebtoken's crypto provider; harmless when already installed.
@@ -154,27 +188,145 @@ pub(crate) fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+fn algorithm(name: &str) -> Algorithm {
+    match name {
+        "HS384" => Algorithm::HS384,
+        "HS512" => Algorithm::HS512,
+        "RS256" => Algorithm::RS256,
+        "ES256" => Algorithm::ES256,
+        "EdDSA" => Algorithm::EdDSA,
+        _ => Algorithm::HS256,
+    }
+}
+
+/// Reads one asymmetric key: its PEM from the file or inline.
+fn load_key(
+    index: usize,
+    key: &JwtKeyConfig,
+    algorithm: Algorithm,
+) -> Result<(EncodingKey, DecodingKey, serde_json::Value), ConfigError> {
+    let path = format!("social_auth.jwt.keys[{index}]");
+    let valid_kid = !key.kid.is_empty()
+        && key.kid.len() <= 64
+        && key
+            .kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !valid_kid {
+        return Err(ConfigError::new(
+            format!("{path}.kid"),
+            "must be 1 to 64 letters, digits, `_`, `-` or `.`",
+        ));
+    }
+    let pem = match (&key.private_key_file, &key.private_key) {
+        (Some(file), None) => std::fs::read(file).map_err(|e| {
+            ConfigError::new(
+                format!("{path}.private_key_file"),
+                format!("cannot be read ({}): {e}", file.display()),
+            )
+        })?,
+        (None, Some(inline)) => inline.expose().as_bytes().to_vec(),
+        _ => {
+            return Err(ConfigError::new(
+                path,
+                "needs exactly one of private_key_file and private_key",
+            ))
+        }
+    };
+    let bad = |what: &str| {
+        ConfigError::new(
+            format!("{path}.private_key"),
+            format!("is not a PKCS#8 PEM {what} private key"),
+        )
+    };
+    let encoding = match algorithm {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem).map_err(|_| bad("RSA"))?,
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem).map_err(|_| bad("P-256"))?,
+        _ => EncodingKey::from_ed_pem(&pem).map_err(|_| bad("Ed25519"))?,
+    };
+    let mut jwk = Jwk::from_encoding_key(&encoding, algorithm).map_err(|_| bad("usable"))?;
+    jwk.common.key_id = Some(key.kid.clone());
+    jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+    let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| bad("usable"))?;
+    // Prove the pair works before accepting it.
+    let probe = jsonwebtoken::encode(
+        &Header::new(algorithm),
+        &serde_json::json!({"exp": i64::MAX / 2, "sub": "probe"}),
+        &encoding,
+    )
+    .map_err(|_| bad("usable"))?;
+    let mut check = Validation::new(algorithm);
+    check.validate_aud = false;
+    jsonwebtoken::decode::<serde_json::Value>(&probe, &decoding, &check)
+        .map_err(|_| bad("matching"))?;
+    let public = serde_json::to_value(&jwk).map_err(|_| bad("usable"))?;
+    Ok((encoding, decoding, public))
+}
+
 impl JwtCodec {
-    /// Builds the codec from a configuration that passed `validate`.
-    pub(crate) fn new(config: &JwtConfig) -> Self {
+    /// Builds the codec from a configuration that passed `validate`; reading the keys may fail.
+    pub(crate) fn new(config: &JwtConfig) -> Result<Self, ConfigError> {
         install_crypto();
-        let algorithm = match config.algorithm.as_str() {
-            "HS384" => Algorithm::HS384,
-            "HS512" => Algorithm::HS512,
-            _ => Algorithm::HS256,
-        };
-        let secret = config.secret.as_ref().map(|s| s.expose()).unwrap_or("");
+        let algorithm = algorithm(&config.algorithm);
         let mut validation = Validation::new(algorithm);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        JwtCodec {
+        validation.validate_aud = config.audience.is_some();
+        if let Some(aud) = &config.audience {
+            validation.set_audience(&[aud]);
+        }
+        if let Some(iss) = &config.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        let (signing_kid, encoding, decoding, jwks) = if config.keys.is_empty() {
+            let secret = config.secret.as_ref().map(|s| s.expose()).unwrap_or("");
+            (
+                None,
+                EncodingKey::from_secret(secret.as_bytes()),
+                vec![(None, DecodingKey::from_secret(secret.as_bytes()))],
+                None,
+            )
+        } else {
+            let mut first = None;
+            let mut decoding: Vec<(Option<String>, DecodingKey)> = Vec::new();
+            let mut public = Vec::new();
+            for (i, key) in config.keys.iter().enumerate() {
+                if decoding
+                    .iter()
+                    .any(|(k, _)| k.as_deref() == Some(key.kid.as_str()))
+                {
+                    return Err(ConfigError::new(
+                        format!("social_auth.jwt.keys[{i}].kid"),
+                        format!("repeats `{}`", key.kid),
+                    ));
+                }
+                let (enc, dec, jwk) = load_key(i, key, algorithm)?;
+                if first.is_none() {
+                    first = Some(enc);
+                }
+                decoding.push((Some(key.kid.clone()), dec));
+                public.push(jwk);
+            }
+            let encoding = first.expect("at least one key");
+            (
+                Some(config.keys[0].kid.clone()),
+                encoding,
+                decoding,
+                Some(serde_json::json!({ "keys": public })),
+            )
+        };
+        Ok(JwtCodec {
             algorithm,
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            signing_kid,
+            encoding,
+            decoding,
+            jwks,
             validation,
             role: config.role.clone().unwrap_or_default(),
             lifetime_secs: (config.exp_minutes as i64).saturating_mul(60),
-        }
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        })
     }
 
     /// How long an issued token lives, in seconds.
@@ -182,9 +334,16 @@ impl JwtCodec {
         self.lifetime_secs
     }
 
+    /// The public keys as a JWK set (`None` with an HMAC algorithm).
+    pub(crate) fn jwks(&self) -> Option<&serde_json::Value> {
+        self.jwks.as_ref()
+    }
+
     /// Issues a token for `identity`, valid from now for the configured lifetime.
     pub(crate) fn issue(&self, identity: Identity) -> Result<IssuedJwt, JwtError> {
         let iat = now();
+        let mut extra = identity.extra;
+        extra.retain(|k, _| !RESERVED_CLAIMS.contains(&k.as_str()));
         let claims = Claims {
             sub: identity.sub,
             role: self.role.clone(),
@@ -195,14 +354,32 @@ impl JwtCodec {
             name: identity.name,
             email: identity.email,
             avatar_url: identity.avatar_url,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            extra,
         };
-        let token = jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.encoding)?;
+        let mut header = Header::new(self.algorithm);
+        header.kid = self.signing_kid.clone();
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)?;
         Ok(IssuedJwt { token, claims })
     }
 
-    /// Checks signature, algorithm and expiry, and returns the claims.
+    /// Checks signature, algorithm (pinned; never taken from the token), key id, expiry, and
+    /// issuer and audience when configured; returns the claims.
     pub(crate) fn verify(&self, token: &str) -> Result<Claims, JwtError> {
-        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
+        let key = match self.decoding.as_slice() {
+            [(None, key)] => key,
+            keys => {
+                let kid = jsonwebtoken::decode_header(token)?.kid;
+                keys.iter()
+                    .find(|(k, _)| k.is_some() && *k == kid)
+                    .map(|(_, key)| key)
+                    .ok_or_else(|| {
+                        JwtError(jsonwebtoken::errors::ErrorKind::InvalidSignature.into())
+                    })?
+            }
+        };
+        Ok(jsonwebtoken::decode::<Claims>(token, key, &self.validation)?.claims)
     }
 }
 
@@ -215,9 +392,13 @@ mod tests {
         JwtCodec::new(&JwtConfig {
             secret: Some(Secret::new("0123456789abcdef0123456789abcdef")),
             algorithm: alg.into(),
+            keys: Vec::new(),
+            issuer: None,
+            audience: None,
             role: Some("web_user".into()),
             exp_minutes: 5,
         })
+        .unwrap()
     }
 
     #[test]

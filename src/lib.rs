@@ -45,19 +45,26 @@ mod flow;
 mod guard;
 mod http;
 mod jwt;
+mod policy;
 mod provider;
+mod ratelimit;
 mod routes;
 mod secret;
 mod service;
+mod sessions;
 mod store;
 pub mod testing;
+mod vault;
 
-pub use config::{Config, ConfigError, JwtConfig, ProviderConfig, ProviderKind};
+pub use config::{
+    Config, ConfigError, JwtConfig, JwtKeyConfig, ProviderConfig, ProviderKind, RateLimitConfig,
+};
 pub use db::{AuthDb, SqlxPool};
-pub use fairing::SocialAuthFairing;
+pub use fairing::{reencrypt, SocialAuthFairing};
 pub use flow::is_local_path;
 pub use guard::{AuthUser, SocialAuth, JWT_COOKIE};
 pub use jwt::{Claims, Identity, IssuedJwt};
+pub use policy::{Denied, Policy, SignIn};
 pub use secret::Secret;
-pub use service::{AuthService, Error, RefreshReply, TokenReply};
-pub use store::User;
+pub use service::{AuthService, Error, RefreshReply, TokenReply, UnlinkReply};
+pub use store::{ReencryptReport, User};

@@ -69,13 +69,41 @@ fn rocket() -> Rocket<Build> {
         .register("/", catchers![unauthorized])
 }
 
+/// `cargo run -- reencrypt`: rewrites every stored provider token under the first of
+/// `token_keys`. Safe while the app serves; run it again to resume.
+async fn reencrypt() -> ExitCode {
+    match rocket_social_auth::reencrypt(&rocket::Config::figment()).await {
+        Ok(report) => {
+            println!(
+                "reencrypt: {} rows, {} values rewritten, {} already current, {} changed meanwhile (left to the app), {} undecryptable",
+                report.rows, report.rewritten, report.current, report.skipped, report.undecryptable
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: reencrypt: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[rocket::main]
 async fn main() -> ExitCode {
-    match rocket().launch().await {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            let reason = e.pretty_print();
-            eprintln!("error: {reason}");
+    let command = std::env::args().nth(1);
+    match command.as_deref() {
+        None => match rocket().launch().await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                let reason = e.pretty_print();
+                eprintln!("error: {reason}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("reencrypt") => reencrypt().await,
+        Some(other) => {
+            eprintln!(
+                "error: unknown command `{other}`; run without arguments to serve, or `reencrypt`"
+            );
             ExitCode::FAILURE
         }
     }

@@ -10,7 +10,7 @@ use crate::error::LoginError;
 use crate::flow::{is_local_path, Flow};
 use crate::guard::{resolve, SocialAuth};
 use crate::provider::FlowParams;
-use crate::service::{AuthService, RefreshReply, TokenReply};
+use crate::service::{AuthService, RefreshReply, TokenReply, UnlinkReply};
 
 /// The routes; `/refresh_token` only when `expose_refresh_token` is on.
 pub(crate) fn routes(expose_refresh_token: bool) -> Vec<Route> {
@@ -22,7 +22,11 @@ pub(crate) fn routes(expose_refresh_token: bool) -> Vec<Route> {
         refresh_get,
         refresh_post,
         logout_get,
-        logout_post
+        logout_post,
+        logout_all,
+        link,
+        unlink,
+        jwks
     ];
     if expose_refresh_token {
         list.extend(routes![refresh_token]);
@@ -57,27 +61,116 @@ impl<'r> FromRequest<'r> for CrossSite {
     }
 }
 
-/// `GET {base}/<provider>[?next=/path]`: 303 to the provider with `state` and PKCE.
-#[get("/<provider>?<next>", rank = 2)]
-fn login(
+/// The rate limit's verdict for this request: `Some(seconds to wait)` when over the limit.
+pub(crate) struct Throttle(Option<u64>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Throttle {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let wait = request
+            .rocket()
+            .state::<AuthService>()
+            .and_then(AuthService::rate_limit)
+            .and_then(|limit| limit.check(request).err());
+        Outcome::Success(Throttle(wait))
+    }
+}
+
+/// Starts a flow (a login, or a link to `link_user`) and sends the browser to the provider.
+fn start_flow(
+    service: &AuthService,
     provider: &str,
     next: Option<String>,
-    service: &State<AuthService>,
+    link_user: Option<i64>,
     cookies: &CookieJar<'_>,
-) -> Result<Redirect, Status> {
-    let client = service.provider(provider).ok_or(Status::NotFound)?;
+) -> Option<Redirect> {
+    let client = service.provider(provider)?;
     let next = next.filter(|n| is_local_path(n));
-    let flow = Flow::start(provider, next);
+    let mut flow = Flow::start(provider, next);
+    flow.link_user = link_user;
     let url = client.authorize_url(&FlowParams {
         state: &flow.state,
         pkce_verifier: &flow.verifier,
     });
     let config = service.config();
     flow.save(cookies, config.base_path(), config.secure_cookies());
-    Ok(Redirect::to(String::from(url)))
+    Some(Redirect::to(String::from(url)))
+}
+
+/// `GET {base}/<provider>[?next=/path]`: 303 to the provider with `state` and PKCE.
+#[get("/<provider>?<next>", rank = 2)]
+fn login(
+    provider: &str,
+    next: Option<String>,
+    throttle: Throttle,
+    service: &State<AuthService>,
+    cookies: &CookieJar<'_>,
+) -> Result<Redirect, Result<LoginError, Status>> {
+    if service.provider(provider).is_none() {
+        return Err(Err(Status::NotFound));
+    }
+    if let Some(wait) = throttle.0 {
+        return Err(Ok(LoginError::RateLimited(wait)));
+    }
+    start_flow(service, provider, next, None, cookies).ok_or(Err(Status::NotFound))
+}
+
+/// `POST {base}/<provider>/link[?next=/path]`: starts a flow whose callback links that identity
+/// to the signed-in user.
+#[post("/<provider>/link?<next>")]
+fn link(
+    provider: &str,
+    next: Option<String>,
+    auth: SocialAuth,
+    cross_site: CrossSite,
+    throttle: Throttle,
+    service: &State<AuthService>,
+    cookies: &CookieJar<'_>,
+) -> Result<Redirect, (Status, Json<Value>)> {
+    let refuse = |status: Status, code: &str| (status, Json(json!({ "status": code })));
+    if service.provider(provider).is_none() {
+        return Err(refuse(Status::NotFound, "unknown_provider"));
+    }
+    if cross_site.0 {
+        return Err(refuse(Status::Forbidden, "forbidden"));
+    }
+    if throttle.0.is_some() {
+        return Err(refuse(Status::TooManyRequests, "rate_limited"));
+    }
+    let Some(user_id) = auth.claims().and_then(|c| c.user_id()) else {
+        return Err(refuse(Status::Unauthorized, ""));
+    };
+    start_flow(service, provider, next, Some(user_id), cookies)
+        .ok_or_else(|| refuse(Status::NotFound, "unknown_provider"))
+}
+
+/// `POST {base}/<provider>/unlink`: removes that identity, unless it is the last one.
+#[post("/<provider>/unlink")]
+async fn unlink(
+    provider: &str,
+    auth: SocialAuth,
+    cross_site: CrossSite,
+    service: &State<AuthService>,
+) -> UnlinkReply {
+    if cross_site.0 {
+        return UnlinkReply::CrossSite;
+    }
+    match auth.claims().and_then(|c| c.user_id()) {
+        Some(user_id) => service.unlink(user_id, provider).await,
+        None => UnlinkReply::SignedOut,
+    }
+}
+
+/// `GET {base}/jwks.json`: the public keys that verify our tokens; 404 with an HMAC algorithm.
+#[get("/jwks.json")]
+fn jwks(service: &State<AuthService>) -> Option<Json<Value>> {
+    service.jwks().cloned().map(Json)
 }
 
 /// `GET {base}/<provider>/callback?code&state`: finishes the login.
+#[allow(clippy::too_many_arguments)]
 #[get("/<provider>/callback?<code>&<state>&<error>&<error_description>")]
 async fn callback(
     provider: &str,
@@ -85,11 +178,16 @@ async fn callback(
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    auth: SocialAuth,
+    throttle: Throttle,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Result<LoginError, Status>> {
     if service.provider(provider).is_none() {
         return Err(Err(Status::NotFound));
+    }
+    if let Some(wait) = throttle.0 {
+        return Err(Ok(LoginError::RateLimited(wait)));
     }
     let config = service.config();
     let flow = Flow::take(cookies, config.base_path(), provider, state.as_deref())
@@ -103,11 +201,13 @@ async fn callback(
     let code = code
         .filter(|c| !c.is_empty())
         .ok_or(Ok(LoginError::MissingCode))?;
-    let (_user, jwt) = service
-        .complete_login(provider, &code, &flow)
+    let jwt = service
+        .complete_login(provider, &code, &flow, auth.claims())
         .await
         .map_err(Ok)?;
-    service.set_jwt_cookie(cookies, &jwt);
+    if let Some(jwt) = jwt {
+        service.set_jwt_cookie(cookies, &jwt);
+    }
     let target = flow.next.unwrap_or_else(|| config.authed_url.clone());
     Ok(Redirect::to(target))
 }
@@ -243,13 +343,36 @@ async fn logout(
     if cross_site.0 {
         return target;
     }
-    if let Some((user_id, provider)) = account(&auth) {
-        if let Err(e) = service.logout(user_id, provider).await {
-            log::error!("social_auth: logout could not forget the access token: {e}");
+    if let Some(claims) = auth.claims() {
+        if let Err(e) = service.logout(claims).await {
+            log::error!("social_auth: logout could not be recorded: {e}");
         }
     }
     service.remove_jwt_cookie(cookies);
     target
+}
+
+/// `POST {base}/logout_all`: revokes every session of the signed-in user, then as logout.
+#[post("/logout_all")]
+async fn logout_all(
+    auth: SocialAuth,
+    cross_site: CrossSite,
+    service: &State<AuthService>,
+    cookies: &CookieJar<'_>,
+) -> Result<Redirect, (Status, Json<Value>)> {
+    if cross_site.0 {
+        return Err((Status::Forbidden, Json(json!({"status": "forbidden"}))));
+    }
+    if let Some(claims) = auth.claims() {
+        if let Err(e) = service.logout_all(&claims.sub).await {
+            log::error!("social_auth: logout_all failed: {e}");
+            return Err((
+                Status::ServiceUnavailable,
+                Json(json!({"status": "database_unavailable"})),
+            ));
+        }
+    }
+    Ok(logout(auth, CrossSite(false), service, cookies).await)
 }
 
 /// `GET {base}/logout`: 303 to `logout_url`; signs out unless cross-site.

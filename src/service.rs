@@ -2,6 +2,7 @@
 //! (the Django app's helpers), shared by the routes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::request::Request;
@@ -14,9 +15,12 @@ use crate::error::LoginError;
 use crate::flow::Flow;
 use crate::guard::JWT_COOKIE;
 use crate::jwt::{Claims, Identity, IssuedJwt, JwtCodec};
+use crate::policy::Policy;
 use crate::provider::{FlowParams, Provider, ProviderError, RefreshWith};
+use crate::ratelimit::RateLimit;
 use crate::secret::Secret;
-use crate::store::{Store, StoreError, User};
+use crate::sessions::RevocationList;
+use crate::store::{sign_in, LinkOutcome, LoginOptions, Store, StoreError, UnlinkOutcome};
 
 /// Errors of [`AuthService`]'s functions.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,9 @@ pub enum Error {
     /// A JWT could not be signed.
     #[error("the token could not be signed")]
     Token,
+    /// The configuration is invalid; the message names the key.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl From<StoreError> for Error {
@@ -151,6 +158,62 @@ impl<'r> Responder<'r, 'static> for RefreshReply {
     }
 }
 
+/// The answer of `POST {base}/<provider>/unlink`: `{"status": "<code>"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnlinkReply {
+    /// 200 `unlinked`.
+    Unlinked,
+    /// 401 with an empty code: nobody is signed in.
+    SignedOut,
+    /// 403 `forbidden`: a cross-site request.
+    CrossSite,
+    /// 404 `not_linked`: the user has no identity with that provider.
+    NotLinked,
+    /// 409 `last_identity`: the last identity cannot be removed.
+    LastIdentity,
+    /// 503 `database_unavailable`.
+    DatabaseUnavailable,
+}
+
+impl UnlinkReply {
+    /// The HTTP status.
+    pub fn status(&self) -> Status {
+        match self {
+            UnlinkReply::Unlinked => Status::Ok,
+            UnlinkReply::SignedOut => Status::Unauthorized,
+            UnlinkReply::CrossSite => Status::Forbidden,
+            UnlinkReply::NotLinked => Status::NotFound,
+            UnlinkReply::LastIdentity => Status::Conflict,
+            UnlinkReply::DatabaseUnavailable => Status::ServiceUnavailable,
+        }
+    }
+
+    /// The `status` field of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            UnlinkReply::Unlinked => "unlinked",
+            UnlinkReply::SignedOut => "",
+            UnlinkReply::CrossSite => "forbidden",
+            UnlinkReply::NotLinked => "not_linked",
+            UnlinkReply::LastIdentity => "last_identity",
+            UnlinkReply::DatabaseUnavailable => "database_unavailable",
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for UnlinkReply {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        (self.status(), Json(json!({ "status": self.code() }))).respond_to(request)
+    }
+}
+
+/// One enabled provider.
+pub(crate) struct ProviderEntry {
+    pub client: Box<dyn Provider>,
+    pub options: LoginOptions,
+}
+
 /// The service behind the routes, managed by the fairing: take it as `&State<AuthService>`.
 ///
 /// ```no_run
@@ -160,8 +223,8 @@ impl<'r> Responder<'r, 'static> for RefreshReply {
 ///
 /// // An app's own (non-social) login issues a token that `SocialAuth` reads as `Local`.
 /// #[get("/login/local")]
-/// fn local_login(auth: &State<AuthService>, cookies: &CookieJar<'_>) -> Option<&'static str> {
-///     let jwt = auth.issue_jwt(Identity::new("admin-1").name("Admin")).ok()?;
+/// async fn local_login(auth: &State<AuthService>, cookies: &CookieJar<'_>) -> Option<&'static str> {
+///     let jwt = auth.issue_jwt(Identity::new("admin-1").name("Admin")).await.ok()?;
 ///     auth.set_jwt_cookie(cookies, &jwt);
 ///     Some("signed in")
 /// }
@@ -170,7 +233,10 @@ pub struct AuthService {
     config: Config,
     jwt: JwtCodec,
     store: Store,
-    providers: BTreeMap<String, Box<dyn Provider>>,
+    providers: BTreeMap<String, ProviderEntry>,
+    policy: Arc<dyn Policy>,
+    revocations: Arc<RevocationList>,
+    rate_limit: Option<Arc<RateLimit>>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -185,14 +251,23 @@ impl std::fmt::Debug for AuthService {
 impl AuthService {
     pub(crate) fn new(
         config: Config,
+        jwt: JwtCodec,
         store: Store,
-        providers: BTreeMap<String, Box<dyn Provider>>,
+        providers: BTreeMap<String, ProviderEntry>,
+        policy: Arc<dyn Policy>,
     ) -> Self {
+        let rate_limit = config
+            .rate_limit
+            .as_ref()
+            .map(|c| Arc::new(RateLimit::new(c, config.ip_header.clone())));
         AuthService {
-            jwt: JwtCodec::new(&config.jwt),
+            jwt,
             config,
             store,
             providers,
+            policy,
+            revocations: Arc::default(),
+            rate_limit,
         }
     }
 
@@ -214,20 +289,44 @@ impl AuthService {
     }
 
     pub(crate) fn provider(&self, name: &str) -> Option<&dyn Provider> {
-        self.providers.get(name).map(|p| &**p)
+        self.providers.get(name).map(|p| &*p.client)
     }
 
-    /// Issues a JWT, e.g. for an app's own login (`provider: None`).
-    pub fn issue_jwt(&self, identity: Identity) -> Result<IssuedJwt, Error> {
-        self.jwt.issue(identity).map_err(|e| {
-            log::error!("social_auth: {e}");
-            Error::Token
+    pub(crate) fn rate_limit(&self) -> Option<&RateLimit> {
+        self.rate_limit.as_deref()
+    }
+
+    pub(crate) fn jwks(&self) -> Option<&serde_json::Value> {
+        self.jwt.jwks()
+    }
+
+    /// Issues a JWT and records its session (so that logout can revoke it), e.g. for an app's
+    /// own login (`provider: None`).
+    pub async fn issue_jwt(&self, identity: Identity) -> Result<IssuedJwt, Error> {
+        self.issue_recorded(identity).await.map_err(|e| match e {
+            LoginError::Store(e) => e.into(),
+            _ => Error::Token,
         })
     }
 
-    /// Checks a JWT (signature, configured algorithm, expiry) and returns its claims.
+    async fn issue_recorded(&self, identity: Identity) -> Result<IssuedJwt, LoginError> {
+        let jwt = self.jwt.issue(identity).map_err(|e| {
+            log::error!("social_auth: {e}");
+            LoginError::Token
+        })?;
+        let c = &jwt.claims;
+        self.store
+            .record_session(&c.jti, &c.sub, c.provider.as_deref(), c.iat, c.exp)
+            .await
+            .map_err(LoginError::Store)?;
+        Ok(jwt)
+    }
+
+    /// Checks a JWT (signature, configured algorithm and key, expiry, issuer and audience when
+    /// configured, not revoked) and returns its claims.
     pub fn verify_jwt(&self, token: &str) -> Option<Claims> {
-        self.jwt.verify(token).ok()
+        let claims = self.jwt.verify(token).ok()?;
+        (!self.revocations.is_revoked(&claims.jti)).then_some(claims)
     }
 
     /// Puts a JWT in the private `jwt` cookie: `SameSite=Lax`, HttpOnly, `Secure` when
@@ -251,7 +350,8 @@ impl AuthService {
     }
 
     /// The stored provider access token of `user_id`'s `provider` account, as stored (expired
-    /// or not): 200, 404 when none, 503 when the database is unavailable.
+    /// or not): 200, 404 when none (or it does not decrypt), 503 when the database is
+    /// unavailable.
     pub async fn get_token(&self, user_id: i64, provider: &str) -> TokenReply {
         match self.store.tokens(user_id, provider).await {
             Ok(Some(t)) if t.access_token.is_some() => {
@@ -282,18 +382,23 @@ impl AuthService {
         };
         let with = client.refresh_with();
         let stored = match self.store.tokens(user_id, provider).await {
-            Ok(Some(t)) => match with {
-                RefreshWith::RefreshToken => t.refresh_token,
-                RefreshWith::AccessToken => t.access_token,
-            },
-            Ok(None) => None,
+            Ok(Some(t)) => t,
+            Ok(None) => return RefreshReply::NoRefreshToken,
             Err(e) => return refresh_store_error(e),
         };
-        let Some(token) = stored else {
+        let token = match with {
+            RefreshWith::RefreshToken => stored.refresh_token.as_ref(),
+            RefreshWith::AccessToken => stored.access_token.as_ref(),
+        };
+        let Some(token) = token else {
             return RefreshReply::NoRefreshToken;
         };
-        match client.refresh(&token).await {
-            Ok(tokens) => match self.store.store_refreshed(user_id, provider, &tokens).await {
+        match client.refresh(token).await {
+            Ok(tokens) => match self
+                .store
+                .store_refreshed(user_id, provider, &stored.social_id, &tokens)
+                .await
+            {
                 Ok(()) => RefreshReply::Refreshed,
                 Err(e) => refresh_store_error(e),
             },
@@ -320,10 +425,38 @@ impl AuthService {
         }
     }
 
-    /// Logs `user_id`'s `provider` account out: forgets its access token (the refresh token
-    /// stays). Removing the cookie is the caller's part ([`remove_jwt_cookie`](Self::remove_jwt_cookie)).
-    pub async fn logout(&self, user_id: i64, provider: &str) -> Result<(), Error> {
-        Ok(self.store.clear_access_token(user_id, provider).await?)
+    /// Logs a session out: revokes it (the same JWT is refused from now on, on every instance
+    /// within `revocation_cache_secs`) and, for a social login, forgets the provider access
+    /// token (the refresh token stays). Removing the cookie is the caller's part
+    /// ([`remove_jwt_cookie`](Self::remove_jwt_cookie)).
+    pub async fn logout(&self, claims: &Claims) -> Result<(), Error> {
+        self.revocations.add([(claims.jti.clone(), claims.exp)]);
+        self.store.revoke_session(&claims.jti).await?;
+        if let (Some(user_id), Some(provider)) = (claims.user_id(), claims.provider.as_deref()) {
+            self.store.clear_access_token(user_id, provider).await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes every session of `sub` (logout everywhere); returns how many.
+    pub async fn logout_all(&self, sub: &str) -> Result<usize, Error> {
+        let revoked = self.store.revoke_all_sessions(sub).await?;
+        let n = revoked.len();
+        self.revocations.add(revoked);
+        Ok(n)
+    }
+
+    /// Removes `user_id`'s identity with `provider`, unless it is the last one.
+    pub async fn unlink(&self, user_id: i64, provider: &str) -> UnlinkReply {
+        match self.store.unlink(user_id, provider).await {
+            Ok(UnlinkOutcome::Unlinked) => UnlinkReply::Unlinked,
+            Ok(UnlinkOutcome::NotLinked) => UnlinkReply::NotLinked,
+            Ok(UnlinkOutcome::LastIdentity) => UnlinkReply::LastIdentity,
+            Err(e) => {
+                log::error!("social_auth: {e}");
+                UnlinkReply::DatabaseUnavailable
+            }
+        }
     }
 
     /// Whether the database answers (for a readiness probe).
@@ -331,43 +464,126 @@ impl AuthService {
         self.store.ping().await.is_ok()
     }
 
-    /// The rest of a login once the state checked out: code exchange, profile, upsert, JWT.
+    /// The background upkeep of this instance: owned handles a task can keep.
+    pub(crate) fn upkeep(&self) -> Upkeep {
+        Upkeep {
+            store: self.store.clone(),
+            revocations: self.revocations.clone(),
+            rate_limit: self.rate_limit.clone(),
+            every: std::time::Duration::from_secs(self.config.revocation_cache_secs),
+        }
+    }
+
+    /// The rest of a login once the state checked out: code exchange, profile, policy, then
+    /// either a sign-in (upsert, JWT, session) or, for a link flow, a link to the signed-in user.
     pub(crate) async fn complete_login(
         &self,
         provider: &str,
         code: &str,
         flow: &Flow,
-    ) -> Result<(User, IssuedJwt), LoginError> {
-        let client = self
-            .provider(provider)
+        current: Option<&Claims>,
+    ) -> Result<Option<IssuedJwt>, LoginError> {
+        let entry = self
+            .providers
+            .get(provider)
             .ok_or(LoginError::Flow(crate::flow::FlowError::Foreign))?;
+        // A link flow belongs to the user who started it, still signed in.
+        if let Some(link_user) = flow.link_user {
+            if current.and_then(Claims::user_id) != Some(link_user) {
+                return Err(LoginError::LinkSessionChanged);
+            }
+        }
         let params = FlowParams {
             state: &flow.state,
             pkce_verifier: &flow.verifier,
         };
-        let tokens = client
+        let tokens = entry
+            .client
             .exchange_code(code, &params)
             .await
             .map_err(LoginError::Provider)?;
-        let profile = client
+        let profile = entry
+            .client
             .profile(&tokens)
             .await
             .map_err(LoginError::Provider)?;
-        let user = self
+        self.policy
+            .allow(&sign_in(provider, &profile))
+            .await
+            .map_err(LoginError::PolicyDenied)?;
+        if let Some(user_id) = flow.link_user {
+            return match self
+                .store
+                .link_identity(user_id, provider, &profile, &tokens)
+                .await
+                .map_err(LoginError::Store)?
+            {
+                LinkOutcome::Linked => Ok(None),
+                LinkOutcome::TakenByOther => Err(LoginError::Conflict("identity_linked_elsewhere")),
+                LinkOutcome::ProviderAlreadyLinked => {
+                    Err(LoginError::Conflict("provider_already_linked"))
+                }
+            };
+        }
+        let (user, _created) = self
             .store
-            .upsert_login(provider, &profile, &tokens)
+            .upsert_login(provider, &profile, &tokens, entry.options, &*self.policy)
             .await
             .map_err(LoginError::Store)?;
         let jwt = self
-            .issue_jwt(Identity {
+            .issue_recorded(Identity {
                 sub: user.id.to_string(),
                 provider: Some(provider.to_owned()),
                 name: user.name.clone(),
                 email: user.email.clone(),
                 avatar_url: user.avatar_url.clone(),
+                extra: self.policy.extra_claims(&user, provider),
             })
-            .map_err(|_| LoginError::Token)?;
-        Ok((user, jwt))
+            .await?;
+        Ok(Some(jwt))
+    }
+}
+
+/// Reloads the revoked sessions every `revocation_cache_secs` (keeping the last set while the
+/// database is down), and about once a minute purges long-expired sessions and idle rate-limit
+/// entries.
+pub(crate) struct Upkeep {
+    store: Store,
+    revocations: Arc<RevocationList>,
+    rate_limit: Option<Arc<RateLimit>>,
+    every: std::time::Duration,
+}
+
+impl Upkeep {
+    /// One reload.
+    pub(crate) async fn reload(&self) {
+        match self.store.revoked_sessions().await {
+            Ok(loaded) => self.revocations.replace(loaded),
+            Err(e) => log::warn!("social_auth: revoked sessions not reloaded: {e}"),
+        }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub(crate) async fn run(self, shutdown: rocket::Shutdown) {
+        let purge_every = (60 / self.every.as_secs().max(1)).max(1);
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut tick: u64 = 0;
+        loop {
+            self.reload().await;
+            if tick % purge_every == 0 {
+                if let Err(e) = self.store.purge_sessions(86_400).await {
+                    log::warn!("social_auth: expired sessions not purged: {e}");
+                }
+                if let Some(limit) = &self.rate_limit {
+                    limit.forget_idle();
+                }
+            }
+            tick = tick.wrapping_add(1);
+            rocket::tokio::select! {
+                _ = &mut shutdown => return,
+                _ = rocket::tokio::time::sleep(self.every) => {}
+            }
+        }
     }
 }
 

@@ -1,10 +1,16 @@
-//! Users and their social accounts in the database: the queries, on SQLite and PostgreSQL alike.
+//! Users, their social accounts and their sessions in the database: the queries, on SQLite and
+//! PostgreSQL alike. Provider tokens go through the [`TokenVault`] on the way in and out.
+
+use std::sync::Arc;
 
 use serde::Serialize;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::jwt::now;
+use crate::policy::{Policy, SignIn};
 use crate::provider::{Profile, TokenSet};
 use crate::secret::Secret;
+use crate::vault::{Column, RowId, TokenVault};
 
 /// A row of `users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,9 +26,11 @@ pub struct User {
     pub avatar_url: Option<String>,
 }
 
-/// The tokens stored for one social account.
+/// The tokens stored for one social account, decrypted (a value that does not decrypt is
+/// `None`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StoredTokens {
+    pub social_id: String,
     pub access_token: Option<Secret>,
     pub refresh_token: Option<Secret>,
 }
@@ -39,6 +47,9 @@ pub(crate) enum StoreError {
     /// Concurrent first logins kept colliding.
     #[error("concurrent login conflict")]
     Conflict,
+    /// The app's `on_user_created` hook failed; nothing was stored.
+    #[error("the app's on_user_created hook failed: {0}")]
+    Hook(sqlx::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -63,17 +74,92 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// The queries. Cheap to clone (a pool handle).
+/// What linking an identity to a signed-in user did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkOutcome {
+    /// Linked now (or it already was, to this user): tokens stored.
+    Linked,
+    /// The identity belongs to another user.
+    TakenByOther,
+    /// The user already has an identity with this provider.
+    ProviderAlreadyLinked,
+}
+
+/// What unlinking did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnlinkOutcome {
+    Unlinked,
+    NotLinked,
+    LastIdentity,
+}
+
+/// Progress of a re-encryption pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReencryptReport {
+    /// Rows looked at.
+    pub rows: u64,
+    /// Values rewritten under the current key.
+    pub rewritten: u64,
+    /// Values already under the current key.
+    pub current: u64,
+    /// Values that decrypt under no configured key (left as they are; they count as absent).
+    pub undecryptable: u64,
+    /// Values changed by the app while we worked (left to the app, which writes under the
+    /// current key).
+    pub skipped: u64,
+}
+
+/// Options of a login that come from the provider's configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LoginOptions {
+    pub link_by_verified_email: bool,
+}
+
+/// Case-insensitive, Unicode-normalised form of an email, for matching only.
+pub(crate) fn email_key(email: &str) -> String {
+    email
+        .trim()
+        .nfkc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfkc()
+        .collect()
+}
+
+/// The queries. Cheap to clone (a pool handle and the vault).
 #[derive(Clone)]
 pub(crate) struct Store {
     pool: sqlx::AnyPool,
+    vault: Arc<TokenVault>,
 }
 
 type UserRow = (i64, Option<String>, Option<String>, Option<String>);
 
+fn user((id, name, email, avatar_url): UserRow) -> User {
+    User {
+        id,
+        name,
+        email,
+        avatar_url,
+    }
+}
+
+/// The profile as a policy sees it.
+pub(crate) fn sign_in<'a>(provider: &'a str, profile: &'a Profile) -> SignIn<'a> {
+    SignIn {
+        provider,
+        social_id: &profile.social_id,
+        name: profile.name.as_deref(),
+        email: profile.email.as_deref(),
+        email_verified: profile.email_verified,
+        raw: &profile.raw,
+    }
+}
+
 impl Store {
-    pub(crate) fn new(pool: sqlx::AnyPool) -> Self {
-        Store { pool }
+    pub(crate) fn new(pool: sqlx::AnyPool, vault: Arc<TokenVault>) -> Self {
+        Store { pool, vault }
     }
 
     /// Whether the database answers.
@@ -81,16 +167,45 @@ impl Store {
         Ok(crate::db::ping(&self.pool).await?)
     }
 
-    /// Records a login: creates the user and social account the first time an identity is seen,
+    fn seal_tokens(
+        &self,
+        provider: &str,
+        social_id: &str,
+        tokens: &TokenSet,
+    ) -> (String, Option<String>) {
+        let row = RowId {
+            provider,
+            social_id,
+        };
+        (
+            self.vault
+                .seal(tokens.access_token.expose(), Column::Token, row),
+            tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| self.vault.seal(t.expose(), Column::RefreshToken, row)),
+        )
+    }
+
+    /// Records a login: creates the user and social account the first time an identity is seen
+    /// (or, when the provider allows it, links it to the user with the same verified email),
     /// else updates tokens (keeping a stored refresh token the provider did not resend) and
-    /// profile. Concurrent first logins of one identity make one user.
+    /// profile. Concurrent first logins of one identity make one user. Returns the user and
+    /// whether it was created.
     pub(crate) async fn upsert_login(
         &self,
         provider: &str,
         profile: &Profile,
         tokens: &TokenSet,
-    ) -> Result<User, StoreError> {
-        let refresh = tokens.refresh_token.as_ref().map(|t| t.expose());
+        options: LoginOptions,
+        policy: &dyn Policy,
+    ) -> Result<(User, bool), StoreError> {
+        let (access, refresh) = self.seal_tokens(provider, &profile.social_id, tokens);
+        let verified_key = profile
+            .email
+            .as_deref()
+            .filter(|_| profile.email_verified)
+            .map(email_key);
         for _ in 0..5 {
             let now = now();
             let mut tx = self.pool.begin().await?;
@@ -99,71 +214,213 @@ impl Store {
                  token_expires_at = $3, updated_at = $4 \
                  WHERE provider = $5 AND social_id = $6 RETURNING user_id",
             )
-            .bind(tokens.access_token.expose())
-            .bind(refresh)
+            .bind(&access)
+            .bind(&refresh)
             .bind(tokens.expires_at)
             .bind(now)
             .bind(provider)
             .bind(&profile.social_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let row: UserRow = match existing {
-                Some((user_id,)) => {
+            if let Some((user_id,)) = existing {
+                let row: UserRow = sqlx::query_as(
+                    "UPDATE users SET name = $1, email = $2, email_key = $3, avatar_url = $4, \
+                     updated_at = $5 WHERE id = $6 RETURNING id, name, email, avatar_url",
+                )
+                .bind(&profile.name)
+                .bind(&profile.email)
+                .bind(&verified_key)
+                .bind(&profile.avatar_url)
+                .bind(now)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok((user(row), false));
+            }
+            // A new identity: an existing user by verified email (opt-in), or a new user.
+            let mut linked_to: Option<UserRow> = None;
+            if let (true, Some(key)) = (options.link_by_verified_email, &verified_key) {
+                let candidates: Vec<UserRow> = sqlx::query_as(
+                    "SELECT id, name, email, avatar_url FROM users u WHERE email_key = $1 \
+                     AND NOT EXISTS (SELECT 1 FROM social_users s WHERE s.user_id = u.id AND s.provider = $2) \
+                     LIMIT 2",
+                )
+                .bind(key)
+                .bind(provider)
+                .fetch_all(&mut *tx)
+                .await?;
+                if let [only] = candidates.as_slice() {
+                    linked_to = Some(only.clone());
+                }
+            }
+            let created = linked_to.is_none();
+            let row = match linked_to {
+                Some(row) => row,
+                None => {
                     sqlx::query_as(
-                        "UPDATE users SET name = $1, email = $2, avatar_url = $3, updated_at = $4 \
-                         WHERE id = $5 RETURNING id, name, email, avatar_url",
+                        "INSERT INTO users (name, email, email_key, avatar_url, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id, name, email, avatar_url",
                     )
                     .bind(&profile.name)
                     .bind(&profile.email)
+                    .bind(&verified_key)
                     .bind(&profile.avatar_url)
                     .bind(now)
-                    .bind(user_id)
                     .fetch_one(&mut *tx)
                     .await?
                 }
-                None => {
-                    let row: UserRow = sqlx::query_as(
-                        "INSERT INTO users (name, email, avatar_url, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $4) RETURNING id, name, email, avatar_url",
-                    )
-                    .bind(&profile.name)
-                    .bind(&profile.email)
-                    .bind(&profile.avatar_url)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let linked: Option<(i64,)> = sqlx::query_as(
-                        "INSERT INTO social_users (user_id, provider, social_id, token, refresh_token, \
-                         token_expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-                         ON CONFLICT (provider, social_id) DO NOTHING RETURNING user_id",
-                    )
-                    .bind(row.0)
-                    .bind(provider)
-                    .bind(&profile.social_id)
-                    .bind(tokens.access_token.expose())
-                    .bind(refresh)
-                    .bind(tokens.expires_at)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if linked.is_none() {
-                        // Another login of this identity committed first: use its user.
-                        tx.rollback().await?;
-                        continue;
-                    }
-                    row
-                }
             };
+            let inserted: Option<(i64,)> = sqlx::query_as(
+                "INSERT INTO social_users (user_id, provider, social_id, token, refresh_token, \
+                 token_expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+                 ON CONFLICT DO NOTHING RETURNING user_id",
+            )
+            .bind(row.0)
+            .bind(provider)
+            .bind(&profile.social_id)
+            .bind(&access)
+            .bind(&refresh)
+            .bind(tokens.expires_at)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if inserted.is_none() {
+                // Another login of this identity committed first: use its user.
+                tx.rollback().await?;
+                continue;
+            }
+            let user = user(row);
+            if created {
+                if let Err(e) = policy
+                    .on_user_created(&mut tx, &user, &sign_in(provider, profile))
+                    .await
+                {
+                    tx.rollback().await?;
+                    return Err(StoreError::Hook(e));
+                }
+            }
             tx.commit().await?;
-            let (id, name, email, avatar_url) = row;
-            return Ok(User {
-                id,
-                name,
-                email,
-                avatar_url,
-            });
+            return Ok((user, created));
         }
         Err(StoreError::Conflict)
+    }
+
+    /// Links an identity to `user_id` (an explicit link by a signed-in user).
+    pub(crate) async fn link_identity(
+        &self,
+        user_id: i64,
+        provider: &str,
+        profile: &Profile,
+        tokens: &TokenSet,
+    ) -> Result<LinkOutcome, StoreError> {
+        let (access, refresh) = self.seal_tokens(provider, &profile.social_id, tokens);
+        let now = now();
+        let mut tx = self.pool.begin().await?;
+        // Take the user's row first: concurrent links and unlinks of one user queue here.
+        sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let owner: Option<(i64,)> = sqlx::query_as(
+            "SELECT user_id FROM social_users WHERE provider = $1 AND social_id = $2",
+        )
+        .bind(provider)
+        .bind(&profile.social_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match owner {
+            Some((owner,)) if owner != user_id => LinkOutcome::TakenByOther,
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE social_users SET token = $1, refresh_token = COALESCE($2, refresh_token), \
+                     token_expires_at = $3, updated_at = $4 WHERE provider = $5 AND social_id = $6",
+                )
+                .bind(&access)
+                .bind(&refresh)
+                .bind(tokens.expires_at)
+                .bind(now)
+                .bind(provider)
+                .bind(&profile.social_id)
+                .execute(&mut *tx)
+                .await?;
+                LinkOutcome::Linked
+            }
+            None => {
+                let inserted: Option<(i64,)> = sqlx::query_as(
+                    "INSERT INTO social_users (user_id, provider, social_id, token, refresh_token, \
+                     token_expires_at, created_at, updated_at) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $7 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
+                     ON CONFLICT DO NOTHING RETURNING user_id",
+                )
+                .bind(user_id)
+                .bind(provider)
+                .bind(&profile.social_id)
+                .bind(&access)
+                .bind(&refresh)
+                .bind(tokens.expires_at)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match inserted {
+                    Some(_) => LinkOutcome::Linked,
+                    None => {
+                        let has: Option<(i64,)> = sqlx::query_as(
+                            "SELECT user_id FROM social_users WHERE user_id = $1 AND provider = $2",
+                        )
+                        .bind(user_id)
+                        .bind(provider)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if has.is_some() {
+                            LinkOutcome::ProviderAlreadyLinked
+                        } else {
+                            LinkOutcome::TakenByOther
+                        }
+                    }
+                }
+            }
+        };
+        if outcome == LinkOutcome::Linked {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Removes `user_id`'s identity with `provider`, unless it is the last one.
+    pub(crate) async fn unlink(
+        &self,
+        user_id: i64,
+        provider: &str,
+    ) -> Result<UnlinkOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let providers: Vec<(String,)> =
+            sqlx::query_as("SELECT provider FROM social_users WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let outcome = if !providers.iter().any(|(p,)| p == provider) {
+            UnlinkOutcome::NotLinked
+        } else if providers.len() == 1 {
+            UnlinkOutcome::LastIdentity
+        } else {
+            sqlx::query("DELETE FROM social_users WHERE user_id = $1 AND provider = $2")
+                .bind(user_id)
+                .bind(provider)
+                .execute(&mut *tx)
+                .await?;
+            UnlinkOutcome::Unlinked
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// The tokens of `user_id`'s account with `provider`, if it has one.
@@ -172,16 +429,31 @@ impl Store {
         user_id: i64,
         provider: &str,
     ) -> Result<Option<StoredTokens>, StoreError> {
-        let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT token, refresh_token FROM social_users WHERE user_id = $1 AND provider = $2",
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT social_id, token, refresh_token FROM social_users WHERE user_id = $1 AND provider = $2",
         )
         .bind(user_id)
         .bind(provider)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(access, refresh)| StoredTokens {
-            access_token: access.map(Secret::from),
-            refresh_token: refresh.map(Secret::from),
+        Ok(row.map(|(social_id, access, refresh)| {
+            let id = RowId {
+                provider,
+                social_id: &social_id,
+            };
+            let open = |value: Option<String>, column| {
+                let value = value?;
+                let plain = self.vault.open(&value, column, id);
+                if plain.is_none() {
+                    log::warn!("social_auth: a stored {provider} token does not decrypt under the configured token_keys; treated as absent");
+                }
+                plain
+            };
+            StoredTokens {
+                access_token: open(access, Column::Token),
+                refresh_token: open(refresh, Column::RefreshToken),
+                social_id: social_id.clone(),
+            }
         }))
     }
 
@@ -208,14 +480,16 @@ impl Store {
         &self,
         user_id: i64,
         provider: &str,
+        social_id: &str,
         tokens: &TokenSet,
     ) -> Result<(), StoreError> {
+        let (access, refresh) = self.seal_tokens(provider, social_id, tokens);
         sqlx::query(
             "UPDATE social_users SET token = $1, refresh_token = COALESCE($2, refresh_token), \
              token_expires_at = $3, updated_at = $4 WHERE user_id = $5 AND provider = $6",
         )
-        .bind(tokens.access_token.expose())
-        .bind(tokens.refresh_token.as_ref().map(|t| t.expose()))
+        .bind(access)
+        .bind(refresh)
         .bind(tokens.expires_at)
         .bind(now())
         .bind(user_id)
@@ -241,5 +515,152 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Records an issued token's session.
+    pub(crate) async fn record_session(
+        &self,
+        jti: &str,
+        sub: &str,
+        provider: Option<&str>,
+        created_at: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (jti, sub, provider, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(jti)
+        .bind(sub)
+        .bind(provider)
+        .bind(created_at)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Revokes one session.
+    pub(crate) async fn revoke_session(&self, jti: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE jti = $2 AND revoked_at IS NULL")
+            .bind(now())
+            .bind(jti)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes every live session of `sub`; returns them (jti, expiry).
+    pub(crate) async fn revoke_all_sessions(
+        &self,
+        sub: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let now = now();
+        Ok(sqlx::query_as(
+            "UPDATE sessions SET revoked_at = $1 WHERE sub = $2 AND revoked_at IS NULL \
+             AND expires_at > $1 RETURNING jti, expires_at",
+        )
+        .bind(now)
+        .bind(sub)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The revoked sessions that have not expired.
+    pub(crate) async fn revoked_sessions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT jti, expires_at FROM sessions WHERE revoked_at IS NOT NULL AND expires_at > $1",
+        )
+        .bind(now())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Deletes sessions that expired more than `grace_secs` ago.
+    pub(crate) async fn purge_sessions(&self, grace_secs: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(now() - grace_secs)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Rewrites one batch of stored tokens (rows with `id > after`) under the current key;
+    /// plain-text values (from before encryption, or imported) are sealed too. Each value is
+    /// replaced only if it is still what was read (compare-and-set), so a pass is safe while
+    /// the app serves and can be resumed at any time. Returns the last id seen.
+    pub(crate) async fn reencrypt_batch(
+        &self,
+        after: i64,
+        limit: i64,
+        report: &mut ReencryptReport,
+    ) -> Result<Option<i64>, StoreError> {
+        type Row = (i64, String, String, Option<String>, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, provider, social_id, token, refresh_token FROM social_users \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let current = self.vault.current_kid().to_owned();
+        for (id, provider, social_id, token, refresh) in &rows {
+            report.rows += 1;
+            let row = RowId {
+                provider,
+                social_id,
+            };
+            for (column, value, sql) in [
+                (Column::Token, token, "UPDATE social_users SET token = $1 WHERE id = $2 AND token = $3"),
+                (
+                    Column::RefreshToken,
+                    refresh,
+                    "UPDATE social_users SET refresh_token = $1 WHERE id = $2 AND refresh_token = $3",
+                ),
+            ] {
+                let Some(value) = value else { continue };
+                let plain = match TokenVault::kid_of(value) {
+                    Some(kid) if kid == current => {
+                        report.current += 1;
+                        continue;
+                    }
+                    Some(_) => match self.vault.open(value, column, row) {
+                        Some(plain) => plain,
+                        None => {
+                            report.undecryptable += 1;
+                            continue;
+                        }
+                    },
+                    None => Secret::new(value.clone()),
+                };
+                let sealed = self.vault.seal(plain.expose(), column, row);
+                let changed = sqlx::query(sql)
+                    .bind(&sealed)
+                    .bind(id)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                if changed == 1 {
+                    report.rewritten += 1;
+                } else {
+                    report.skipped += 1;
+                }
+            }
+        }
+        Ok(rows.last().map(|r| r.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::email_key;
+
+    #[test]
+    fn emails_match_case_insensitively_after_normalisation() {
+        assert_eq!(email_key(" Ada@Example.COM "), "ada@example.com");
+        // Fullwidth letters and a composed/decomposed é are the same address.
+        assert_eq!(email_key("ＡＤＡ@example.com"), "ada@example.com");
+        assert_eq!(email_key("jose\u{301}@x.io"), email_key("JOS\u{c9}@x.io"));
     }
 }

@@ -174,12 +174,18 @@ impl Provider for Facebook {
         if !answer.status.is_success() {
             return Err(graph_error("GET /me", &answer));
         }
-        let me: Me = answer.json("Facebook GET /me")?;
+        let raw: serde_json::Value = answer.json("Facebook GET /me")?;
+        let me: Me = serde_json::from_value(raw.clone()).map_err(|e| {
+            ProviderError::BadResponse(format!("Facebook GET /me: unexpected answer ({e})"))
+        })?;
         Ok(Profile {
             social_id: me.id,
             name: me.name,
             email: me.email,
+            // Facebook does not vouch for emails: never used to link accounts.
+            email_verified: false,
             avatar_url: me.picture.and_then(|p| p.data).and_then(|d| d.url),
+            raw,
         })
     }
 

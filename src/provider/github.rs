@@ -169,7 +169,10 @@ impl Provider for Github {
         if !answer.status.is_success() {
             return Err(api_error("GET /user", &answer));
         }
-        let user: GithubUser = answer.json("GitHub GET /user")?;
+        let raw: serde_json::Value = answer.json("GitHub GET /user")?;
+        let user: GithubUser = serde_json::from_value(raw.clone()).map_err(|e| {
+            ProviderError::BadResponse(format!("GitHub GET /user: unexpected answer ({e})"))
+        })?;
         let answer = self.api("/user/emails", &tokens.access_token).await?;
         let email = match answer.status {
             s if s.is_success() => answer
@@ -187,8 +190,11 @@ impl Provider for Github {
                 .name
                 .filter(|n| !n.trim().is_empty())
                 .or(Some(user.login)),
+            // Only a primary and verified address is ever taken.
+            email_verified: email.is_some(),
             email,
             avatar_url: user.avatar_url,
+            raw,
         })
     }
 

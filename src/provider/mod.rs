@@ -18,13 +18,17 @@ pub(crate) struct TokenSet {
 }
 
 /// Who signed in, as the provider describes them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Profile {
     /// The provider's immutable id for the user.
     pub social_id: String,
     pub name: Option<String>,
     pub email: Option<String>,
+    /// Whether the provider vouches for `email`.
+    pub email_verified: bool,
     pub avatar_url: Option<String>,
+    /// The provider's profile document as it came.
+    pub raw: serde_json::Value,
 }
 
 /// What a login needs to build the authorize URL and finish the exchange.

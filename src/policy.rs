@@ -1,0 +1,116 @@
+//! [`Policy`]: the app's say in a sign-in — allow or deny it, add claims, act when a user is
+//! created (inside the same transaction).
+
+use serde_json::{Map, Value};
+
+use crate::store::User;
+
+/// What the provider said about the person signing in.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SignIn<'a> {
+    /// The provider's name, e.g. `"github"`.
+    pub provider: &'a str,
+    /// The provider's immutable id of the user.
+    pub social_id: &'a str,
+    /// Display name.
+    pub name: Option<&'a str>,
+    /// Email.
+    pub email: Option<&'a str>,
+    /// Whether the provider vouches for `email` (GitHub: primary and verified; never Facebook).
+    pub email_verified: bool,
+    /// The provider's own profile document (GitHub's `/user`, Facebook's `/me`), for anything
+    /// else a policy wants to look at.
+    pub raw: &'a Value,
+}
+
+/// A refused sign-in: answered with 403 and this reason, nothing stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    reason: String,
+}
+
+impl Denied {
+    /// A denial with a reason shown to the user.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Denied {
+            reason: reason.into(),
+        }
+    }
+
+    /// The reason.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// Hooks an app passes to [`crate::SocialAuthFairing::policy`].
+///
+/// Every method has a default that does nothing, so an app implements only what it needs.
+///
+/// ```
+/// use rocket_social_auth::{Denied, Policy, SignIn, User};
+/// use serde_json::{json, Map, Value};
+///
+/// /// Only people of example.com, with their team in the token, and a row in our own table.
+/// struct Company;
+///
+/// #[rocket::async_trait]
+/// impl Policy for Company {
+///     async fn allow(&self, sign_in: &SignIn<'_>) -> Result<(), Denied> {
+///         match sign_in.email {
+///             Some(email) if sign_in.email_verified && email.ends_with("@example.com") => Ok(()),
+///             _ => Err(Denied::new("Only example.com accounts may sign in.")),
+///         }
+///     }
+///
+///     fn extra_claims(&self, _user: &User, _provider: &str) -> Map<String, Value> {
+///         let mut claims = Map::new();
+///         claims.insert("team".into(), json!("staff"));
+///         claims
+///     }
+///
+///     async fn on_user_created(
+///         &self,
+///         conn: &mut sqlx::AnyConnection,
+///         user: &User,
+///         _sign_in: &SignIn<'_>,
+///     ) -> Result<(), sqlx::Error> {
+///         sqlx::query("INSERT INTO profiles (user_id) VALUES ($1)")
+///             .bind(user.id)
+///             .execute(conn)
+///             .await
+///             .map(|_| ())
+///     }
+/// }
+/// ```
+#[rocket::async_trait]
+pub trait Policy: Send + Sync + 'static {
+    /// Allows or denies a sign-in (and a link) before anything is stored.
+    async fn allow(&self, _sign_in: &SignIn<'_>) -> Result<(), Denied> {
+        Ok(())
+    }
+
+    /// Claims to add to the user's JWT; the standard names (`sub`, `role`, `exp`, …) are not
+    /// overridden.
+    fn extra_claims(&self, _user: &User, _provider: &str) -> Map<String, Value> {
+        Map::new()
+    }
+
+    /// Runs when a sign-in creates a user, inside the transaction that creates it: an error
+    /// rolls the whole sign-in back.
+    async fn on_user_created(
+        &self,
+        _conn: &mut sqlx::AnyConnection,
+        _user: &User,
+        _sign_in: &SignIn<'_>,
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+/// The policy of an app that passed none: everything allowed, nothing added.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct AllowAll;
+
+impl Policy for AllowAll {}

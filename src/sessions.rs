@@ -1,0 +1,81 @@
+//! Revoked sessions, known to the guard without a database query: each instance keeps the set of
+//! revoked, not yet expired `jti`s in memory, reloads it from the database every
+//! `revocation_cache_secs`, adds its own revocations at once, and keeps its last set while the
+//! database is down.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+
+use crate::jwt::now;
+
+/// The in-memory revocation list of one instance.
+#[derive(Debug, Default)]
+pub(crate) struct RevocationList {
+    /// What the guard reads: jti → expiry.
+    revoked: RwLock<HashMap<String, i64>>,
+    /// This instance's own revocations, merged into every reload until they expire, so that a
+    /// reload that raced with a logout cannot drop it.
+    local: Mutex<HashMap<String, i64>>,
+}
+
+impl RevocationList {
+    /// Whether `jti` is revoked.
+    pub(crate) fn is_revoked(&self, jti: &str) -> bool {
+        let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
+        !revoked.is_empty() && revoked.contains_key(jti)
+    }
+
+    /// Records revocations made by this instance.
+    pub(crate) fn add(&self, sessions: impl IntoIterator<Item = (String, i64)>) {
+        let sessions: Vec<_> = sessions.into_iter().collect();
+        self.local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(sessions.iter().cloned());
+        self.revoked
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(sessions);
+    }
+
+    /// Replaces the set with a fresh load from the database (plus our own revocations), dropping
+    /// what has expired.
+    pub(crate) fn replace(&self, loaded: Vec<(String, i64)>) {
+        let now = now();
+        let mut fresh: HashMap<String, i64> =
+            loaded.into_iter().filter(|(_, exp)| *exp > now).collect();
+        {
+            let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            local.retain(|_, exp| *exp > now);
+            fresh.extend(local.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
+    /// How many revoked sessions are known.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.revoked.read().unwrap().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_revocations_survive_a_stale_reload() {
+        let list = RevocationList::default();
+        list.add([("a".to_owned(), now() + 60)]);
+        assert!(list.is_revoked("a"));
+        // A reload that read the database before our logout was written.
+        list.replace(vec![
+            ("b".to_owned(), now() + 60),
+            ("old".to_owned(), now() - 1),
+        ]);
+        assert!(list.is_revoked("a"));
+        assert!(list.is_revoked("b"));
+        assert!(!list.is_revoked("old"), "expired sessions are dropped");
+        assert_eq!(list.len(), 2);
+    }
+}
