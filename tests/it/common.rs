@@ -20,6 +20,9 @@ pub const SECRET_KEY: &str =
     "hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk/mcTYvWmH9p9pdRFcOpTx8pEinK+hgXv5ANZ4iUoZiw==";
 /// The JWT secret of every test app.
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
+/// The key that encrypts provider tokens at rest in every test app (so that several apps on one
+/// database, like several instances, read each other's rows).
+pub const TOKEN_KEY: &str = "t1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// The fake GitHub's client.
 pub const CLIENT_ID: &str = "test-client-id";
 /// The fake GitHub's client secret.
@@ -190,6 +193,7 @@ max_connections = 8
 [social_auth]
 public_url = "http://127.0.0.1:8000"
 http_timeout_secs = 2
+token_keys = ["{TOKEN_KEY}"]
 
 [social_auth.jwt]
 secret = "{JWT_SECRET}"
@@ -252,6 +256,8 @@ pub struct TestApp {
     pub fake: FakeGithub,
     pub server: FakeServer,
     pub db: TestDb,
+    /// The TOML the app was started with, over the test configuration.
+    pub extra: String,
 }
 
 pub fn octocat() -> FakeUser {
@@ -278,12 +284,21 @@ impl TestApp {
             fake,
             server,
             db,
+            extra: extra.to_owned(),
         }
     }
 
     /// A second browser on the same app (its own cookie jar).
     pub async fn browser(&self) -> Client {
-        Client::tracked(rocket(figment(&self.db.url, self.server.url(), "")))
+        self.instance("").await
+    }
+
+    /// Another instance of the app on the same database and fake GitHub, with the same
+    /// configuration and `extra` TOML over it.
+    pub async fn instance(&self, extra: &str) -> Client {
+        let figment =
+            figment(&self.db.url, self.server.url(), &self.extra).merge(Toml::string(extra));
+        Client::tracked(rocket(figment))
             .await
             .expect("app launches")
     }
@@ -359,6 +374,13 @@ pub async fn session_jwt(client: &Client) -> String {
     let response = client.get("/auth/session").dispatch().await;
     assert_eq!(response.status(), Status::Ok);
     json(response).await["jwt"].as_str().unwrap().to_owned()
+}
+
+/// The plain provider access token of the session of `client`, from `GET /auth/token`.
+pub async fn plain_token(client: &Client) -> String {
+    let response = client.get("/auth/token").dispatch().await;
+    assert_eq!(response.status(), Status::Ok);
+    json(response).await["token"].as_str().unwrap().to_owned()
 }
 
 /// Unix seconds now.

@@ -116,7 +116,8 @@ async fn facebook_signs_in_with_appsecret_proof(db: TestDb) {
     .await
     .unwrap();
     assert_eq!(social_id, "10215241773831025");
-    assert!(token.unwrap().starts_with("EAAB"));
+    assert!(token.unwrap().starts_with("v1."), "encrypted at rest");
+    assert!(plain_token(&app.client).await.starts_with("EAAB"));
     assert_eq!(refresh, None, "Facebook has no refresh token");
     assert!((expires.unwrap() - now() - 5_183_944).abs() < 60);
     assert!(app.fake.graph_calls() >= 1);

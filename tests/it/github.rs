@@ -105,7 +105,10 @@ async fn happy_path_signs_in_and_stores_user(db: TestDb) {
     assert_eq!(user_id, id);
     assert_eq!(social_id, "583231", "keyed on GitHub's numeric id");
     let token = token.expect("access token stored");
-    assert!(token.starts_with("gho_") && app.fake.is_valid_access_token(&token));
+    assert!(token.starts_with("v1."), "encrypted at rest: {token}");
+    let plain = plain_token(client).await;
+    assert!(plain.starts_with("gho_") && app.fake.is_valid_access_token(&plain));
+    assert!(!token.contains(&plain), "no plain token in the database");
     assert_eq!(refresh, None);
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users").await, 1);
 
@@ -126,7 +129,7 @@ async fn second_login_updates_same_user_and_keeps_refresh_token(db: TestDb) {
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert!(refresh1.starts_with("ghr_"));
+    assert!(refresh1.starts_with("v1."), "encrypted at rest");
 
     // The same GitHub account, renamed, in another browser; this time no refresh token.
     app.fake.set_token_mode(TokenMode::OAuthApp);

@@ -152,6 +152,7 @@ async fn app_issued_token_is_local() {
     let service = app.client.rocket().state::<AuthService>().unwrap();
     let jwt = service
         .issue_jwt(Identity::new("admin-7").name("Admin"))
+        .await
         .unwrap();
     assert_eq!(jwt.claims.provider, None);
     assert_eq!(jwt.claims.role, "web_user");

@@ -8,4 +8,5 @@ mod facebook;
 mod github;
 mod guard;
 mod refresh;
+mod security;
 mod store;

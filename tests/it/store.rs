@@ -35,7 +35,7 @@ async fn migrations_create_tables_once(db: TestDb) {
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users").await, 1);
     assert_eq!(
         app.db.count("SELECT COUNT(*) FROM _sqlx_migrations").await,
-        1
+        2
     );
 }
 
@@ -56,7 +56,7 @@ async fn host_migrations_coexist(db: TestDb) {
     assert_eq!(tables(&app.db).await, ["social_users", "users"]);
     assert_eq!(
         app.db.count("SELECT COUNT(*) FROM _sqlx_migrations").await,
-        2
+        3
     );
     assert_eq!(app.db.count("SELECT COUNT(*) FROM host_things").await, 0);
     // The host's migrator still runs when told to ignore versions that are not its own.
