@@ -184,6 +184,11 @@ pub enum ProviderKind {
     Github,
     /// Facebook Login and the Graph API.
     Facebook,
+    /// Google (OpenID Connect, with Google's quirks).
+    Google,
+    /// Any OpenID Connect provider, found by discovery from its `issuer` (GitLab, Microsoft
+    /// Entra, Okta, Keycloak, Auth0, …).
+    Oidc,
     /// The development provider: a GitHub-compatible provider served by the app itself, which
     /// signs in local test users without any account. Refused in the release profile.
     Dev,
@@ -212,6 +217,13 @@ pub struct ProviderConfig {
     /// Scopes asked for. GitHub default `["read:user", "user:email"]`; Facebook default
     /// `["email", "public_profile"]`.
     pub scopes: Option<Vec<String>>,
+    /// The OpenID issuer (Google, `kind = "oidc"`); discovery is at
+    /// `{issuer}/.well-known/openid-configuration`. Google default `https://accounts.google.com`.
+    pub issuer: Option<String>,
+    /// Ask for a refresh token (Google: `access_type=offline&prompt=consent`; other OpenID
+    /// providers: the `offline_access` scope and `prompt=consent`). Default `false`.
+    #[serde(default)]
+    pub offline: bool,
     /// On the first login of an identity, link it to the existing user with the same email if
     /// this provider vouches for the email (GitHub: primary and verified; never Facebook).
     /// Default `false`: accounts are linked only explicitly.
@@ -293,6 +305,8 @@ pub(crate) struct ResolvedProvider {
     pub api_url: Url,
     pub scopes: Vec<String>,
     pub link_by_verified_email: bool,
+    /// OpenID: ask for a refresh token.
+    pub offline: bool,
 }
 
 impl Config {
@@ -475,10 +489,11 @@ impl ProviderConfig {
                 (Some(kind), _) => kind,
                 (None, "github") => ProviderKind::Github,
                 (None, "facebook") => ProviderKind::Facebook,
+                (None, "google") => ProviderKind::Google,
                 (None, "dev") => ProviderKind::Dev,
                 (None, _) => return Err(ConfigError::new(
                     key(".kind"),
-                    "is required for a provider not named after its kind (\"github\", \"facebook\" or \"dev\")",
+                    "is required for a provider not named after its kind (\"github\", \"facebook\", \"google\" or \"dev\"); use kind = \"oidc\" for any OpenID Connect provider",
                 )),
             };
         if kind == ProviderKind::Dev {
@@ -503,6 +518,7 @@ impl ProviderConfig {
                     .clone()
                     .unwrap_or_else(|| vec!["read:user".into(), "user:email".into()]),
                 link_by_verified_email: self.link_by_verified_email,
+                offline: self.offline,
             });
         }
         let client_id = match self.client_id.as_deref().map(str::trim) {
@@ -527,7 +543,37 @@ impl ProviderConfig {
             None => Ok(()),
         };
         let (authorize_url, token_url, api_url, scopes) = match kind {
+            ProviderKind::Google | ProviderKind::Oidc => {
+                for (field, value) in [
+                    ("authorize_url", &self.authorize_url),
+                    ("token_url", &self.token_url),
+                    ("api_url", &self.api_url),
+                    ("graph_url", &self.graph_url),
+                ] {
+                    unused(field, value)?;
+                }
+                let issuer = match (kind, &self.issuer) {
+                    (_, Some(issuer)) => url("issuer", &Some(issuer.clone()), "")?,
+                    (ProviderKind::Google, None) => {
+                        url("issuer", &None, "https://accounts.google.com")?
+                    }
+                    _ => {
+                        return Err(ConfigError::new(
+                            key(".issuer"),
+                            "is required for an OpenID Connect provider (discovery is at {issuer}/.well-known/openid-configuration)",
+                        ))
+                    }
+                };
+                // Endpoints come from discovery; the issuer stands in until then.
+                (
+                    issuer.clone(),
+                    issuer.clone(),
+                    issuer,
+                    vec!["openid", "email", "profile"],
+                )
+            }
             ProviderKind::Facebook => {
+                unused("issuer", &self.issuer)?;
                 unused("token_url", &self.token_url)?;
                 unused("api_url", &self.api_url)?;
                 let graph = url(
@@ -553,6 +599,7 @@ impl ProviderConfig {
             }
             _ => {
                 unused("graph_url", &self.graph_url)?;
+                unused("issuer", &self.issuer)?;
                 (
                     url(
                         "authorize_url",
@@ -576,13 +623,14 @@ impl ProviderConfig {
             client_secret,
             authorize_url,
             token_url,
-            // GitHub: the REST API root; Facebook: the Graph API root.
+            // GitHub: the REST API root; Facebook: the Graph API root; OpenID: the issuer.
             api_url,
             scopes: self
                 .scopes
                 .clone()
                 .unwrap_or_else(|| scopes.into_iter().map(String::from).collect()),
             link_by_verified_email: self.link_by_verified_email,
+            offline: self.offline,
         })
     }
 }

@@ -42,10 +42,12 @@ pub(crate) enum LoginError {
 impl LoginError {
     fn status(&self) -> Status {
         match self {
-            LoginError::Flow(_) | LoginError::Denied { .. } | LoginError::MissingCode => {
-                Status::BadRequest
-            }
+            LoginError::Flow(_)
+            | LoginError::Denied { .. }
+            | LoginError::MissingCode
+            | LoginError::Provider(ProviderError::NonceMismatch) => Status::BadRequest,
             LoginError::Provider(ProviderError::Timeout) => Status::GatewayTimeout,
+            LoginError::Provider(ProviderError::Unavailable(_)) => Status::ServiceUnavailable,
             LoginError::Provider(_) => Status::BadGateway,
             LoginError::Store(StoreError::Unavailable(_)) => Status::ServiceUnavailable,
             LoginError::Store(_) | LoginError::Token => Status::InternalServerError,
@@ -65,6 +67,8 @@ impl LoginError {
             LoginError::Denied { .. } => "provider_denied",
             LoginError::MissingCode => "missing_code",
             LoginError::Provider(ProviderError::Timeout) => "provider_timeout",
+            LoginError::Provider(ProviderError::NonceMismatch) => "nonce_mismatch",
+            LoginError::Provider(ProviderError::Unavailable(_)) => "provider_unavailable",
             LoginError::Provider(_) => "provider_error",
             LoginError::Store(StoreError::Unavailable(_)) => "database_unavailable",
             LoginError::Store(_) => "storage_error",
@@ -106,6 +110,8 @@ impl LoginError {
                 None => format!("The provider refused to complete the sign-in ({}).", sanitize(code, 64)),
             },
             LoginError::Provider(ProviderError::Timeout) => "The provider did not answer in time. Please try again.".into(),
+            LoginError::Provider(ProviderError::NonceMismatch) => "The provider's answer does not belong to the sign-in started in this browser. Please sign in again.".into(),
+            LoginError::Provider(ProviderError::Unavailable(_)) => "The provider cannot be reached right now. Please try again shortly.".into(),
             LoginError::Provider(e) => format!("The provider could not complete the sign-in: {}", sanitize(&e.to_string(), 300)),
             LoginError::Store(StoreError::Unavailable(_)) => "The user database is unavailable. Please try again shortly.".into(),
             LoginError::Store(_) => "The sign-in could not be recorded.".into(),

@@ -17,6 +17,7 @@ use crate::jwt::{install_crypto, random_token, JwtCodec};
 use crate::policy::{AllowAll, Policy};
 use crate::provider::facebook::Facebook;
 use crate::provider::github::Github;
+use crate::provider::oidc::Oidc;
 use crate::provider::Provider;
 use crate::routes::routes;
 use crate::service::{AuthService, Error, ProviderEntry};
@@ -189,6 +190,15 @@ impl Fairing for SocialAuthFairing {
                 ProviderKind::Github => Box::new(Github::new(&provider, &callback, http.clone())),
                 ProviderKind::Facebook => {
                     Box::new(Facebook::new(&provider, &callback, http.clone()))
+                }
+                ProviderKind::Google | ProviderKind::Oidc => {
+                    let oidc = Oidc::new(&provider, &callback, http.clone());
+                    // Fetched now and cached; a provider that is down must not take the app
+                    // down: its routes answer 503 and discovery is retried on the next use.
+                    if let Err(e) = oidc.discover().await {
+                        log::error!("social_auth: provider `{name}` is unavailable for now: {e}");
+                    }
+                    Box::new(oidc)
                 }
                 ProviderKind::Dev => {
                     let (fake, dev) = dev_provider(&config, provider);

@@ -17,6 +17,9 @@ pub(crate) struct Flow {
     pub provider: String,
     pub state: String,
     pub verifier: String,
+    /// The OpenID Connect nonce (sent to every provider that takes one).
+    #[serde(default)]
+    pub nonce: String,
     pub next: Option<String>,
     pub created_at: i64,
     /// Set for a link flow: the user the identity is to be linked to.
@@ -66,6 +69,7 @@ impl Flow {
             state: random_token(32),
             // RFC 7636: 43 to 128 characters; 32 random bytes give 43.
             verifier: random_token(48),
+            nonce: random_token(24),
             next,
             created_at: now(),
             link_user: None,

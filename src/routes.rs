@@ -79,29 +79,33 @@ impl<'r> FromRequest<'r> for Throttle {
 }
 
 /// Starts a flow (a login, or a link to `link_user`) and sends the browser to the provider.
-fn start_flow(
+async fn start_flow(
     service: &AuthService,
     provider: &str,
     next: Option<String>,
     link_user: Option<i64>,
     cookies: &CookieJar<'_>,
-) -> Option<Redirect> {
-    let client = service.provider(provider)?;
+) -> Result<Redirect, Result<LoginError, Status>> {
+    let client = service.provider(provider).ok_or(Err(Status::NotFound))?;
     let next = next.filter(|n| is_local_path(n));
     let mut flow = Flow::start(provider, next);
     flow.link_user = link_user;
-    let url = client.authorize_url(&FlowParams {
-        state: &flow.state,
-        pkce_verifier: &flow.verifier,
-    });
+    let url = client
+        .authorize_url(&FlowParams {
+            state: &flow.state,
+            pkce_verifier: &flow.verifier,
+            nonce: &flow.nonce,
+        })
+        .await
+        .map_err(|e| Ok(LoginError::Provider(e)))?;
     let config = service.config();
     flow.save(cookies, config.base_path(), config.secure_cookies());
-    Some(Redirect::to(String::from(url)))
+    Ok(Redirect::to(String::from(url)))
 }
 
 /// `GET {base}/<provider>[?next=/path]`: 303 to the provider with `state` and PKCE.
 #[get("/<provider>?<next>", rank = 2)]
-fn login(
+async fn login(
     provider: &str,
     next: Option<String>,
     throttle: Throttle,
@@ -114,13 +118,13 @@ fn login(
     if let Some(wait) = throttle.0 {
         return Err(Ok(LoginError::RateLimited(wait)));
     }
-    start_flow(service, provider, next, None, cookies).ok_or(Err(Status::NotFound))
+    start_flow(service, provider, next, None, cookies).await
 }
 
 /// `POST {base}/<provider>/link[?next=/path]`: starts a flow whose callback links that identity
 /// to the signed-in user.
 #[post("/<provider>/link?<next>")]
-fn link(
+async fn link(
     provider: &str,
     next: Option<String>,
     auth: SocialAuth,
@@ -142,8 +146,13 @@ fn link(
     let Some(user_id) = auth.claims().and_then(|c| c.user_id()) else {
         return Err(refuse(Status::Unauthorized, ""));
     };
-    start_flow(service, provider, next, Some(user_id), cookies)
-        .ok_or_else(|| refuse(Status::NotFound, "unknown_provider"))
+    match start_flow(service, provider, next, Some(user_id), cookies).await {
+        Ok(redirect) => Ok(redirect),
+        Err(Ok(LoginError::Provider(_))) => {
+            Err(refuse(Status::ServiceUnavailable, "provider_unavailable"))
+        }
+        Err(_) => Err(refuse(Status::NotFound, "unknown_provider")),
+    }
 }
 
 /// `POST {base}/<provider>/unlink`: removes that identity, unless it is the last one.

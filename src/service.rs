@@ -496,6 +496,7 @@ impl AuthService {
         let params = FlowParams {
             state: &flow.state,
             pkce_verifier: &flow.verifier,
+            nonce: &flow.nonce,
         };
         let tokens = entry
             .client
@@ -504,7 +505,7 @@ impl AuthService {
             .map_err(LoginError::Provider)?;
         let profile = entry
             .client
-            .profile(&tokens)
+            .profile(&tokens, &params)
             .await
             .map_err(LoginError::Provider)?;
         self.policy

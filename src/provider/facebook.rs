@@ -127,13 +127,14 @@ impl Facebook {
             access_token: Secret::new(token.access_token),
             refresh_token: None,
             expires_at: token.expires_in.map(|s| now().saturating_add(s)),
+            id_token: None,
         })
     }
 }
 
 #[async_trait]
 impl Provider for Facebook {
-    fn authorize_url(&self, flow: &FlowParams<'_>) -> Url {
+    async fn authorize_url(&self, flow: &FlowParams<'_>) -> Result<Url, ProviderError> {
         // Facebook's code flow has no PKCE (only its OIDC flow, marked as testing): state only.
         let mut url = self.authorize_url.clone();
         url.query_pairs_mut()
@@ -142,7 +143,7 @@ impl Provider for Facebook {
             .append_pair("state", flow.state)
             .append_pair("response_type", "code")
             .append_pair("scope", &self.scopes.join(","));
-        url
+        Ok(url)
     }
 
     async fn exchange_code(
@@ -162,7 +163,11 @@ impl Provider for Facebook {
         .await
     }
 
-    async fn profile(&self, tokens: &TokenSet) -> Result<Profile, ProviderError> {
+    async fn profile(
+        &self,
+        tokens: &TokenSet,
+        _flow: &FlowParams<'_>,
+    ) -> Result<Profile, ProviderError> {
         let token = tokens.access_token.expose();
         let proof = appsecret_proof(self.client_secret.expose(), token);
         let request = self.http.get(&format!("{}/me", self.graph_url)).query(&[

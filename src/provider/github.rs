@@ -123,7 +123,7 @@ pub(crate) fn token_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -
     }
 }
 
-fn token_set<T: TokenResponse>(token: &T) -> TokenSet {
+pub(crate) fn token_set<T: TokenResponse>(token: &T) -> TokenSet {
     TokenSet {
         access_token: Secret::new(token.access_token().secret().clone()),
         refresh_token: token
@@ -132,12 +132,13 @@ fn token_set<T: TokenResponse>(token: &T) -> TokenSet {
         expires_at: token
             .expires_in()
             .map(|d| now().saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2))),
+        id_token: None,
     }
 }
 
 #[async_trait]
 impl Provider for Github {
-    fn authorize_url(&self, flow: &FlowParams<'_>) -> Url {
+    async fn authorize_url(&self, flow: &FlowParams<'_>) -> Result<Url, ProviderError> {
         let verifier = PkceCodeVerifier::new(flow.pkce_verifier.to_owned());
         let state = flow.state.to_owned();
         let (url, _) = self
@@ -146,7 +147,7 @@ impl Provider for Github {
             .add_scopes(self.scopes.iter().cloned().map(Scope::new))
             .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(&verifier))
             .url();
-        url
+        Ok(url)
     }
 
     async fn exchange_code(
@@ -164,7 +165,11 @@ impl Provider for Github {
         Ok(token_set(&token))
     }
 
-    async fn profile(&self, tokens: &TokenSet) -> Result<Profile, ProviderError> {
+    async fn profile(
+        &self,
+        tokens: &TokenSet,
+        _flow: &FlowParams<'_>,
+    ) -> Result<Profile, ProviderError> {
         let answer = self.api("/user", &tokens.access_token).await?;
         if !answer.status.is_success() {
             return Err(api_error("GET /user", &answer));

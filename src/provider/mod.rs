@@ -7,6 +7,7 @@ use crate::secret::Secret;
 
 pub(crate) mod facebook;
 pub(crate) mod github;
+pub(crate) mod oidc;
 
 /// Tokens a provider granted.
 #[derive(Debug, Clone)]
@@ -15,6 +16,8 @@ pub(crate) struct TokenSet {
     pub refresh_token: Option<Secret>,
     /// Unix seconds; `None` when the token does not expire.
     pub expires_at: Option<i64>,
+    /// The OpenID Connect `id_token`, as received (checked before use).
+    pub id_token: Option<String>,
 }
 
 /// Who signed in, as the provider describes them.
@@ -37,6 +40,8 @@ pub(crate) struct FlowParams<'a> {
     pub state: &'a str,
     /// The PKCE verifier; the authorize URL carries its S256 challenge.
     pub pkce_verifier: &'a str,
+    /// The OpenID Connect `nonce`.
+    pub nonce: &'a str,
 }
 
 /// Why a provider call failed.
@@ -61,9 +66,16 @@ pub(crate) enum ProviderError {
     /// No connection.
     #[error("{0}")]
     Unreachable(String),
-    /// An answer we cannot use: a 5xx, HTML, malformed JSON, an API error.
+    /// An answer we cannot use: a 5xx, HTML, malformed JSON, an API error, an `id_token` that
+    /// fails a check.
     #[error("{0}")]
     BadResponse(String),
+    /// The provider's discovery document could not be had: its routes answer 503 until it can.
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+    /// The `id_token`'s `nonce` is not the flow's (400, like a wrong `state`).
+    #[error("the id_token's nonce does not match this sign-in")]
+    NonceMismatch,
 }
 
 impl ProviderError {
@@ -87,7 +99,7 @@ pub(crate) enum RefreshWith {
 #[async_trait]
 pub(crate) trait Provider: Send + Sync {
     /// The authorize URL the browser is sent to.
-    fn authorize_url(&self, flow: &FlowParams<'_>) -> Url;
+    async fn authorize_url(&self, flow: &FlowParams<'_>) -> Result<Url, ProviderError>;
 
     /// Exchanges the authorization code for tokens.
     async fn exchange_code(
@@ -96,8 +108,12 @@ pub(crate) trait Provider: Send + Sync {
         flow: &FlowParams<'_>,
     ) -> Result<TokenSet, ProviderError>;
 
-    /// Fetches the profile of the token's user.
-    async fn profile(&self, tokens: &TokenSet) -> Result<Profile, ProviderError>;
+    /// The profile of the token's user (for OpenID Connect, from the checked `id_token`).
+    async fn profile(
+        &self,
+        tokens: &TokenSet,
+        flow: &FlowParams<'_>,
+    ) -> Result<Profile, ProviderError>;
 
     /// Which stored token [`refresh`](Self::refresh) takes.
     fn refresh_with(&self) -> RefreshWith {

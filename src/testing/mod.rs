@@ -28,9 +28,11 @@ use rocket::{Build, Rocket};
 
 mod facebook;
 mod github;
+mod oidc;
 
 pub use facebook::{FacebookFault, FakeFacebook, FakeFacebookUser};
 pub use github::{ApiFault, FakeGithub, FakeUser, TokenFault, TokenMode};
+pub use oidc::{ClientAuth, FakeOidc, FakeOidcUser, IdTokenFault};
 
 /// A running fake provider; dropping it stops the server.
 #[derive(Debug)]

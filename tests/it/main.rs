@@ -7,6 +7,7 @@ mod demo;
 mod facebook;
 mod github;
 mod guard;
+mod oidc;
 mod refresh;
 mod security;
 mod store;
