@@ -35,6 +35,16 @@ pub(crate) struct StoredTokens {
     pub refresh_token: Option<Secret>,
 }
 
+/// A social account as a refresh sees it.
+#[derive(Debug)]
+pub(crate) struct RefreshState {
+    pub tokens: StoredTokens,
+    /// Changes with every token write.
+    pub version: i64,
+    /// Whether another refresh holds a live lease.
+    pub leased: bool,
+}
+
 /// Why the database could not do its part.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
@@ -211,7 +221,7 @@ impl Store {
             let mut tx = self.pool.begin().await?;
             let existing: Option<(i64,)> = sqlx::query_as(
                 "UPDATE social_users SET token = $1, refresh_token = COALESCE($2, refresh_token), \
-                 token_expires_at = $3, updated_at = $4 \
+                 token_expires_at = $3, updated_at = $4, token_version = token_version + 1 \
                  WHERE provider = $5 AND social_id = $6 RETURNING user_id",
             )
             .bind(&access)
@@ -335,7 +345,7 @@ impl Store {
             Some(_) => {
                 sqlx::query(
                     "UPDATE social_users SET token = $1, refresh_token = COALESCE($2, refresh_token), \
-                     token_expires_at = $3, updated_at = $4 WHERE provider = $5 AND social_id = $6",
+                     token_expires_at = $3, updated_at = $4, token_version = token_version + 1 WHERE provider = $5 AND social_id = $6",
                 )
                 .bind(&access)
                 .bind(&refresh)
@@ -464,7 +474,8 @@ impl Store {
         provider: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE social_users SET token = NULL, token_expires_at = NULL, updated_at = $1 \
+            "UPDATE social_users SET token = NULL, token_expires_at = NULL, updated_at = $1, \
+             token_version = token_version + 1, refresh_lease_owner = NULL, refresh_lease_until = NULL \
              WHERE user_id = $2 AND provider = $3",
         )
         .bind(now())
@@ -486,7 +497,8 @@ impl Store {
         let (access, refresh) = self.seal_tokens(provider, social_id, tokens);
         sqlx::query(
             "UPDATE social_users SET token = $1, refresh_token = COALESCE($2, refresh_token), \
-             token_expires_at = $3, updated_at = $4 WHERE user_id = $5 AND provider = $6",
+             token_expires_at = $3, updated_at = $4, token_version = token_version + 1, \
+             refresh_lease_owner = NULL, refresh_lease_until = NULL WHERE user_id = $5 AND provider = $6",
         )
         .bind(access)
         .bind(refresh)
@@ -499,6 +511,76 @@ impl Store {
         Ok(())
     }
 
+    /// What a refresh needs to know about `user_id`'s `provider` account, if it has one.
+    pub(crate) async fn refresh_state(
+        &self,
+        user_id: i64,
+        provider: &str,
+    ) -> Result<Option<RefreshState>, StoreError> {
+        let Some(tokens) = self.tokens(user_id, provider).await? else {
+            return Ok(None);
+        };
+        let (version, lease_until): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT token_version, refresh_lease_until FROM social_users WHERE user_id = $1 AND provider = $2",
+        )
+        .bind(user_id)
+        .bind(provider)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some(RefreshState {
+            tokens,
+            version,
+            leased: lease_until.is_some_and(|until| until >= now()),
+        }))
+    }
+
+    /// Takes the refresh lease of the account if nobody holds a live one and its tokens are
+    /// still at `version` (compare-and-set; no row lock is held across the provider call).
+    pub(crate) async fn take_refresh_lease(
+        &self,
+        user_id: i64,
+        provider: &str,
+        version: i64,
+        owner: &str,
+        seconds: i64,
+    ) -> Result<bool, StoreError> {
+        let now = now();
+        let taken = sqlx::query(
+            "UPDATE social_users SET refresh_lease_owner = $1, refresh_lease_until = $2 \
+             WHERE user_id = $3 AND provider = $4 AND token_version = $5 \
+             AND (refresh_lease_until IS NULL OR refresh_lease_until < $6)",
+        )
+        .bind(owner)
+        .bind(now + seconds)
+        .bind(user_id)
+        .bind(provider)
+        .bind(version)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(taken == 1)
+    }
+
+    /// Gives the lease back (after a failed refresh).
+    pub(crate) async fn release_refresh_lease(
+        &self,
+        user_id: i64,
+        provider: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE social_users SET refresh_lease_owner = NULL, refresh_lease_until = NULL \
+             WHERE user_id = $1 AND provider = $2 AND refresh_lease_owner = $3",
+        )
+        .bind(user_id)
+        .bind(provider)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Forgets a refresh token the provider refused.
     pub(crate) async fn clear_refresh_token(
         &self,
@@ -506,7 +588,8 @@ impl Store {
         provider: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE social_users SET refresh_token = NULL, updated_at = $1 \
+            "UPDATE social_users SET refresh_token = NULL, updated_at = $1, \
+             token_version = token_version + 1, refresh_lease_owner = NULL, refresh_lease_until = NULL \
              WHERE user_id = $2 AND provider = $3",
         )
         .bind(now())

@@ -116,6 +116,7 @@ struct Inner {
     mode: Option<TokenMode>,
     token_fault: Option<TokenFault>,
     api_fault: Option<ApiFault>,
+    refresh_delay: Option<Duration>,
     codes: HashMap<String, Grant>,
     access: HashMap<String, String>,
     refresh: HashMap<String, String>,
@@ -189,6 +190,11 @@ impl FakeGithub {
     /// Switches a token endpoint fault on (`Some`) or off.
     pub fn set_token_fault(&self, fault: Option<TokenFault>) {
         self.lock().token_fault = fault;
+    }
+
+    /// Makes refresh requests take `delay` before they are answered (to overlap them).
+    pub fn set_refresh_delay(&self, delay: Option<Duration>) {
+        self.lock().refresh_delay = delay;
     }
 
     /// Switches an API fault on (`Some`) or off.
@@ -497,6 +503,10 @@ async fn access_token(
             "incorrect_client_credentials",
             "The client_id and/or client_secret passed are incorrect.",
         ));
+    }
+    let delay = fake.lock().refresh_delay;
+    if let (Some(delay), Some("refresh_token")) = (delay, form.grant_type) {
+        rocket::tokio::time::sleep(delay).await;
     }
     let mut inner = fake.lock();
     if form.grant_type == Some("refresh_token") {

@@ -1,10 +1,12 @@
 //! The test harness: databases (SQLite files and PostgreSQL schemas), the app under test wired
 //! to a fake GitHub on loopback, and helpers that walk a login like a browser.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use rocket::figment::providers::{Format, Toml};
 use rocket::figment::Figment;
 use rocket::http::{Header, Status};
@@ -453,4 +455,54 @@ impl Proxy {
             self.generation.fetch_add(1, Ordering::SeqCst);
         }
     }
+}
+
+/// A browser: follows nothing by itself, keeps cookies.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Browser {
+            http: http_client(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    pub async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, String, String) {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = request.header(COOKIE, cookie).send().await.unwrap();
+        for set in response.headers().get_all(SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attributes.contains("Max-Age=0") || value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, location, response.text().await.unwrap())
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -1,11 +1,10 @@
 //! The demo app as a newcomer runs it: `cargo run` with the repository's Rocket.toml (debug
 //! profile, SQLite, the development provider), driven over real HTTP like a browser.
 
-use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use crate::common::{free_port, Browser};
+use std::time::{Duration, Instant};
 
 struct Demo {
     child: Child,
@@ -18,56 +17,6 @@ impl Drop for Demo {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A browser: follows nothing by itself, keeps cookies.
-struct Browser {
-    http: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn new() -> Self {
-        Browser {
-            http: crate::common::http_client(),
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, String, String) {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let response = request.header(COOKIE, cookie).send().await.unwrap();
-        for set in response.headers().get_all(SET_COOKIE) {
-            let set = set.to_str().unwrap();
-            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attributes.contains("Max-Age=0") || value.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .map(|l| l.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        (status, location, response.text().await.unwrap())
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn hidden_inputs(page: &str) -> Vec<(String, String)> {

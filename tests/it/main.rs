@@ -7,6 +7,7 @@ mod demo;
 mod facebook;
 mod github;
 mod guard;
+mod instances;
 mod oidc;
 mod refresh;
 mod security;

@@ -15,6 +15,7 @@ db_tests!(
     refresh_failures_keep_tokens,
     logout_signs_out_and_forgets_access_token,
     cross_site_logout_and_refresh_are_refused,
+    concurrent_refreshes_make_one_provider_call,
 );
 
 async fn row(db: &TestDb) -> (Option<String>, Option<String>) {
@@ -379,4 +380,43 @@ async fn database_down_answers_503_and_recovers() {
     assert_eq!(r.status(), Status::Ok, "recovered without a restart");
     assert!(service.ready().await);
     drop(db);
+}
+
+/// Two instances refreshing the same rotating GitHub App token at the same moment make one
+/// provider call; the other waits for the result and answers with it.
+async fn concurrent_refreshes_make_one_provider_call(db: TestDb) {
+    let app = TestApp::start(db).await;
+    app.fake.set_token_mode(TokenMode::Expiring);
+    app.login(&app.client).await;
+    let jwt = session_jwt(&app.client).await;
+    let other = app.instance("").await;
+    app.fake
+        .set_refresh_delay(Some(std::time::Duration::from_millis(400)));
+    let bearer = || rocket::http::Header::new("Authorization", format!("Bearer {jwt}"));
+    let (a, b) = rocket::tokio::join!(
+        app.client
+            .post("/auth/github/refresh")
+            .header(bearer())
+            .dispatch(),
+        other
+            .post("/auth/github/refresh")
+            .header(bearer())
+            .dispatch(),
+    );
+    assert_eq!((a.status(), b.status()), (Status::Ok, Status::Ok));
+    assert_eq!(json(a).await, serde_json::json!({"status": "refreshed"}));
+    assert_eq!(json(b).await, serde_json::json!({"status": "refreshed"}));
+    assert_eq!(app.fake.refresh_calls(), 1, "one call to the provider");
+    // The stored (rotated) refresh token is the live one: a later refresh works.
+    app.fake.set_refresh_delay(None);
+    let r = other
+        .post("/auth/github/refresh")
+        .header(bearer())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    assert_eq!(app.fake.refresh_calls(), 2);
+    assert!(app
+        .fake
+        .is_valid_access_token(&plain_token(&app.client).await));
 }
