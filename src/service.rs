@@ -21,6 +21,7 @@ use crate::ratelimit::RateLimit;
 use crate::secret::Secret;
 use crate::sessions::RevocationList;
 use crate::store::{sign_in, LinkOutcome, LoginOptions, Store, StoreError, UnlinkOutcome};
+use crate::vault::Column;
 
 /// Errors of [`AuthService`]'s functions.
 #[derive(Debug, thiserror::Error)]
@@ -468,15 +469,11 @@ impl AuthService {
             },
             Err(e) if e.needs_reauthentication() => {
                 log::info!("social_auth: {provider} refused a refresh: {e}");
-                let cleared = match with {
-                    RefreshWith::RefreshToken => {
-                        self.store.clear_refresh_token(user_id, provider).await
-                    }
-                    RefreshWith::AccessToken => {
-                        self.store.clear_access_token(user_id, provider).await
-                    }
+                let column = match with {
+                    RefreshWith::RefreshToken => Column::RefreshToken,
+                    RefreshWith::AccessToken => Column::Token,
                 };
-                match cleared {
+                match self.store.clear_token(user_id, provider, column).await {
                     Ok(()) => RefreshReply::Reauthenticate,
                     Err(e) => refresh_store_error(e),
                 }
@@ -501,7 +498,9 @@ impl AuthService {
         self.revocations.add([(claims.jti.clone(), claims.exp)]);
         self.store.revoke_session(&claims.jti).await?;
         if let (Some(user_id), Some(provider)) = (claims.user_id(), claims.provider.as_deref()) {
-            self.store.clear_access_token(user_id, provider).await?;
+            self.store
+                .clear_token(user_id, provider, Column::Token)
+                .await?;
         }
         Ok(())
     }

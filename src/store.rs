@@ -10,6 +10,7 @@ use crate::jwt::now;
 use crate::policy::{Policy, SignIn};
 use crate::provider::{Profile, TokenSet};
 use crate::secret::Secret;
+
 use crate::vault::{Column, RowId, TokenVault};
 
 /// A row of `users`.
@@ -467,17 +468,23 @@ impl Store {
         }))
     }
 
-    /// Forgets the access token (logout); the refresh token stays.
-    pub(crate) async fn clear_access_token(
+    /// Forgets one stored token: the access token (logout, or a Facebook token that can no
+    /// longer be exchanged; the refresh token stays) or a refresh token the provider refused.
+    /// Any refresh lease is released.
+    pub(crate) async fn clear_token(
         &self,
         user_id: i64,
         provider: &str,
+        column: Column,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE social_users SET token = NULL, token_expires_at = NULL, updated_at = $1, \
-             token_version = token_version + 1, refresh_lease_owner = NULL, refresh_lease_until = NULL \
-             WHERE user_id = $2 AND provider = $3",
-        )
+        let set = match column {
+            Column::Token => "token = NULL, token_expires_at = NULL",
+            Column::RefreshToken => "refresh_token = NULL",
+        };
+        sqlx::query(&format!(
+            "UPDATE social_users SET {set}, updated_at = $1, token_version = token_version + 1, \
+             refresh_lease_owner = NULL, refresh_lease_until = NULL WHERE user_id = $2 AND provider = $3"
+        ))
         .bind(now())
         .bind(user_id)
         .bind(provider)
@@ -576,25 +583,6 @@ impl Store {
         .bind(user_id)
         .bind(provider)
         .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Forgets a refresh token the provider refused.
-    pub(crate) async fn clear_refresh_token(
-        &self,
-        user_id: i64,
-        provider: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE social_users SET refresh_token = NULL, updated_at = $1, \
-             token_version = token_version + 1, refresh_lease_owner = NULL, refresh_lease_until = NULL \
-             WHERE user_id = $2 AND provider = $3",
-        )
-        .bind(now())
-        .bind(user_id)
-        .bind(provider)
         .execute(&self.pool)
         .await?;
         Ok(())
