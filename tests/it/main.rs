@@ -5,6 +5,7 @@ mod common;
 mod config;
 mod demo;
 mod facebook;
+mod fuzz;
 mod github;
 mod guard;
 mod refresh;
