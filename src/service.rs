@@ -14,7 +14,7 @@ use crate::error::LoginError;
 use crate::flow::Flow;
 use crate::guard::JWT_COOKIE;
 use crate::jwt::{Claims, Identity, IssuedJwt, JwtCodec};
-use crate::provider::{FlowParams, Provider, ProviderError, RefreshWith};
+use crate::provider::{FlowParams, Profile, Provider, ProviderError, RefreshWith, TokenSet};
 use crate::secret::Secret;
 use crate::store::{Store, StoreError, User};
 
@@ -292,7 +292,7 @@ impl AuthService {
         let Some(token) = stored else {
             return RefreshReply::NoRefreshToken;
         };
-        match client.refresh(&token).await {
+        match client.refresh(&token).await.and_then(TokenSet::storable) {
             Ok(tokens) => match self.store.store_refreshed(user_id, provider, &tokens).await {
                 Ok(()) => RefreshReply::Refreshed,
                 Err(e) => refresh_store_error(e),
@@ -348,10 +348,12 @@ impl AuthService {
         let tokens = client
             .exchange_code(code, &params)
             .await
+            .and_then(TokenSet::storable)
             .map_err(LoginError::Provider)?;
         let profile = client
             .profile(&tokens)
             .await
+            .and_then(Profile::storable)
             .map_err(LoginError::Provider)?;
         let user = self
             .store
