@@ -5,6 +5,7 @@ mod common;
 mod config;
 mod demo;
 mod facebook;
+mod faults;
 mod fuzz;
 mod github;
 mod guard;
