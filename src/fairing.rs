@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rocket::fairing::{self, Fairing, Info, Kind};
-use rocket::{Build, Orbit, Rocket};
+use rocket::{Build, Rocket};
 use rocket_db_pools::Database;
 
 use crate::config::{Config, ProviderKind, ResolvedProvider};
@@ -66,7 +66,10 @@ impl Fairing for SocialAuthFairing {
     fn info(&self) -> Info {
         Info {
             name: "Social Auth",
-            kind: Kind::Ignite | Kind::Shutdown,
+            // Not `Shutdown`: closing the pool when shutdown is requested would fail the
+            // requests still in flight during the grace period. The pool closes when the
+            // instance `launch()` returns is dropped (or closed, as the demo does).
+            kind: Kind::Ignite,
         }
     }
 
@@ -140,12 +143,6 @@ impl Fairing for SocialAuthFairing {
         let list = routes(config.expose_refresh_token);
         let service = AuthService::new(config, Store::new(pool), providers);
         Ok(rocket.manage(service).mount(base, list))
-    }
-
-    async fn on_shutdown(&self, rocket: &Rocket<Orbit>) {
-        if let Some(db) = AuthDb::fetch(rocket) {
-            db.close().await;
-        }
     }
 }
 

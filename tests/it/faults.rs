@@ -1,5 +1,6 @@
 //! Faults with a defined answer: a provider that refuses connections, an exhausted pool, a
-//! process killed in the middle of a login storm. None may panic or hang.
+//! process killed in the middle of a login storm, and a graceful shutdown with a login in
+//! flight. None may panic or hang.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -8,9 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use rocket::figment::Figment;
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
-use rocket_social_auth::testing::{FakeGithub, TokenMode};
+use rocket::{Ignite, Rocket};
+use rocket_social_auth::testing::{FakeGithub, TokenFault, TokenMode};
 use rocket_social_auth::AuthDb;
 
 use crate::common::*;
@@ -20,6 +23,7 @@ db_tests!(
     provider_refusing_connections_is_a_quick_502,
     pool_exhausted_answers_503_after_the_acquire_timeout,
     killed_during_a_login_storm_leaves_the_database_consistent,
+    graceful_shutdown_lets_an_in_flight_login_finish,
 );
 
 /// A port on loopback where nothing listens (yet).
@@ -434,4 +438,102 @@ async fn killed_during_a_login_storm_leaves_the_database_consistent(db: TestDb) 
         .expect("a login after the restart");
     drop(demo);
     assert_consistent(&db, committed + 1).await;
+}
+
+/// The app served over TCP, with its shutdown handle.
+pub struct Served {
+    pub url: String,
+    pub shutdown: rocket::Shutdown,
+    pub task: rocket::tokio::task::JoinHandle<Result<Rocket<Ignite>, rocket::Error>>,
+}
+
+/// Launches `figment` (port 0) on loopback and returns once it listens.
+pub async fn serve(figment: Figment) -> Served {
+    let (tx, rx) = rocket::tokio::sync::oneshot::channel();
+    let tx = Mutex::new(Some(tx));
+    let figment = figment
+        .merge(("port", 0))
+        .merge(("shutdown.ctrlc", false))
+        .merge(("shutdown.signals", Vec::<String>::new()))
+        .merge(("shutdown.grace", 2))
+        .merge(("shutdown.mercy", 1));
+    let rocket = rocket(figment).attach(rocket::fairing::AdHoc::on_liftoff("port", move |r| {
+        let (port, shutdown) = (r.config().port, r.shutdown());
+        Box::pin(async move {
+            if let Some(tx) = tx.lock().unwrap().take() {
+                let _ = tx.send((port, shutdown));
+            }
+        })
+    }));
+    let task = rocket::tokio::spawn(rocket.launch());
+    let (port, shutdown) = rx.await.expect("the app launches");
+    Served {
+        url: format!("http://127.0.0.1:{port}"),
+        shutdown,
+        task,
+    }
+}
+
+/// Shutdown requested while a login waits on a slow provider: the login still completes with
+/// its normal answer (303, the `jwt` cookie, the user stored) and the server then stops.
+async fn graceful_shutdown_lets_an_in_flight_login_finish(db: TestDb) {
+    let fake = FakeGithub::new(CLIENT_ID, CLIENT_SECRET);
+    fake.sign_in_as(octocat());
+    let server = fake.clone().spawn().await.expect("fake GitHub starts");
+    let app = serve(figment(&db.url, server.url(), "")).await;
+    let http = http_client();
+
+    let start = http
+        .get(format!("{}/auth/github", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status().as_u16(), 303);
+    let flow = start.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let callback = provider_redirect(start.headers()[LOCATION].to_str().unwrap()).await;
+
+    fake.set_token_fault(Some(TokenFault::Slow(Duration::from_millis(1000))));
+    let calls = fake.token_calls();
+    let in_flight = rocket::tokio::spawn({
+        let (http, url) = (http.clone(), format!("{}{callback}", app.url));
+        async move { http.get(url).header(COOKIE, flow).send().await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fake.token_calls() == calls {
+        assert!(Instant::now() < deadline, "the login reaches the provider");
+        rocket::tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    app.shutdown.notify();
+
+    let done = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight login gets an answer");
+    assert_eq!(done.status().as_u16(), 303, "{:?}", done.text().await);
+    assert_eq!(done.headers()[LOCATION], "/");
+    assert!(done
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("jwt=")));
+    let stopped = rocket::tokio::time::timeout(Duration::from_secs(6), app.task)
+        .await
+        .expect("the server stops after its grace period")
+        .unwrap();
+    assert!(stopped.is_ok(), "a graceful shutdown: {stopped:?}");
+    assert!(
+        http.get(format!("{}/health", app.url))
+            .send()
+            .await
+            .is_err(),
+        "no new connection after shutdown"
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM social_users").await, 1);
 }
