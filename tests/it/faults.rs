@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use rocket::figment::Figment;
 use rocket::http::Status;
-use rocket::local::asynchronous::Client;
+use rocket::local::asynchronous::{Client, LocalResponse};
 use rocket::{Ignite, Rocket};
 use rocket_social_auth::testing::{FakeGithub, TokenFault, TokenMode};
 use rocket_social_auth::AuthDb;
@@ -145,9 +145,13 @@ async fn provider_refusing_connections_is_a_quick_502(db: TestDb) {
     );
 }
 
-/// The only connection held elsewhere: every request that needs the database answers 503
-/// after the acquire timeout (`connect_timeout`), side by side rather than one after another,
-/// and the app serves again as soon as the connection comes back.
+async fn answer(r: LocalResponse<'_>) -> (Status, serde_json::Value) {
+    (r.status(), json(r).await)
+}
+
+/// The only connection held elsewhere: every request that needs the database (token, refresh,
+/// a login's callback) answers 503 after the acquire timeout (`connect_timeout`), side by side
+/// rather than one after another, and the app serves again as soon as the connection returns.
 async fn pool_exhausted_answers_503_after_the_acquire_timeout(db: TestDb) {
     let app = TestApp::start_with(
         db,
@@ -161,43 +165,41 @@ async fn pool_exhausted_answers_503_after_the_acquire_timeout(db: TestDb) {
         .rocket()
         .state::<AuthDb>()
         .expect("the fairing manages AuthDb");
+    let callback = app.authorize(&app.client, "/auth/github").await;
     let held = pool.acquire().await.expect("the only connection");
 
     let started = Instant::now();
-    let answers = rocket::futures::future::join_all((0..6).map(|_| async {
-        let r = app.client.get("/auth/token").dispatch().await;
-        (r.status(), json(r).await)
-    }))
-    .await;
+    let tokens = rocket::futures::future::join_all(
+        (0..6).map(|_| async { answer(app.client.get("/auth/token").dispatch().await).await }),
+    );
+    let refresh = async { answer(app.client.post("/auth/github/refresh").dispatch().await).await };
+    let login = async {
+        let r = app.client.get(callback).header(accept_json());
+        answer(r.dispatch().await).await
+    };
+    let (tokens, refresh, login) = rocket::tokio::join!(tokens, refresh, login);
     let elapsed = started.elapsed();
-    for (status, body) in answers {
+    for (status, body) in tokens {
         assert_eq!(status, Status::ServiceUnavailable);
         assert_eq!(body, serde_json::json!({"token": null, "status": 503}));
     }
+    assert_eq!(
+        refresh,
+        (
+            Status::ServiceUnavailable,
+            serde_json::json!({"status": "database_unavailable"})
+        )
+    );
+    assert_eq!(login.0, Status::ServiceUnavailable);
+    assert_eq!(login.1["error"], "database_unavailable");
     assert!(
         elapsed >= Duration::from_millis(900),
         "waited for the acquire timeout: {elapsed:?}"
     );
     assert!(
         elapsed < Duration::from_millis(2500),
-        "six requests waited side by side, not in a queue: {elapsed:?}"
+        "eight requests waited side by side, not in a queue: {elapsed:?}"
     );
-
-    let r = app.client.post("/auth/github/refresh").dispatch().await;
-    assert_eq!(r.status(), Status::ServiceUnavailable);
-    assert_eq!(
-        json(r).await,
-        serde_json::json!({"status": "database_unavailable"})
-    );
-    let callback = app.authorize(&app.client, "/auth/github").await;
-    let r = app
-        .client
-        .get(callback)
-        .header(accept_json())
-        .dispatch()
-        .await;
-    assert_eq!(r.status(), Status::ServiceUnavailable);
-    assert_eq!(json(r).await["error"], "database_unavailable");
     // The guard needs no connection.
     assert_eq!(
         app.client.get("/strict").dispatch().await.status(),
