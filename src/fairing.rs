@@ -138,7 +138,10 @@ impl Fairing for SocialAuthFairing {
     fn info(&self) -> Info {
         Info {
             name: "Social Auth",
-            kind: Kind::Ignite | Kind::Liftoff | Kind::Shutdown,
+            // Not `Shutdown`: closing the pool when shutdown is requested would fail the
+            // requests still in flight during the grace period. The pool closes when the
+            // instance `launch()` returns is dropped (or closed, as the demo does).
+            kind: Kind::Ignite | Kind::Liftoff,
         }
     }
 
@@ -232,12 +235,6 @@ impl Fairing for SocialAuthFairing {
             // The first load before the first request, then in the background.
             upkeep.reload().await;
             rocket::tokio::spawn(upkeep.run(rocket.shutdown()));
-        }
-    }
-
-    async fn on_shutdown(&self, rocket: &Rocket<Orbit>) {
-        if let Some(db) = AuthDb::fetch(rocket) {
-            db.close().await;
         }
     }
 }

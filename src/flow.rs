@@ -113,8 +113,9 @@ impl Flow {
         if flow.provider != provider {
             return Err(FlowError::Foreign);
         }
-        let age = now() - flow.created_at;
-        if !(0..=FLOW_MAX_AGE_SECS).contains(&age) {
+        // `created_at` may be anything the cookie says: no overflow on the extremes.
+        let age = now().checked_sub(flow.created_at);
+        if !age.is_some_and(|age| (0..=FLOW_MAX_AGE_SECS).contains(&age)) {
             return Err(FlowError::Expired);
         }
         Ok(flow)

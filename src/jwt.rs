@@ -109,6 +109,13 @@ impl Identity {
         }
     }
 
+    /// Sets the `provider` claim (a token that [`crate::SocialAuth`] reads as a social login
+    /// with that provider).
+    pub fn provider(mut self, provider: impl Into<String>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+
     /// Sets the display name.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());

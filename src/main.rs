@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, get, routes, Build, Rocket, State};
+use rocket_db_pools::Database;
 use rocket_dyn_templates::{context, Template};
-use rocket_social_auth::{AuthService, AuthUser, SocialAuth, SocialAuthFairing};
+use rocket_social_auth::{AuthDb, AuthService, AuthUser, SocialAuth, SocialAuthFairing};
 
 /// The home page: sign-in buttons, or who is signed in.
 #[get("/")]
@@ -92,7 +93,13 @@ async fn main() -> ExitCode {
     let command = std::env::args().nth(1);
     match command.as_deref() {
         None => match rocket().launch().await {
-            Ok(_) => ExitCode::SUCCESS,
+            Ok(rocket) => {
+                // Every request has finished: disconnect from the database cleanly.
+                if let Some(db) = AuthDb::fetch(&rocket) {
+                    db.close().await;
+                }
+                ExitCode::SUCCESS
+            }
             Err(e) => {
                 let reason = e.pretty_print();
                 eprintln!("error: {reason}");

@@ -217,7 +217,11 @@ async fn callback(
     if let Some(jwt) = jwt {
         service.set_jwt_cookie(cookies, &jwt);
     }
-    let target = flow.next.unwrap_or_else(|| config.authed_url.clone());
+    // The flow is ours (encrypted), but its `next` is checked again rather than trusted.
+    let target = flow
+        .next
+        .filter(|n| is_local_path(n))
+        .unwrap_or_else(|| config.authed_url.clone());
     Ok(Redirect::to(target))
 }
 

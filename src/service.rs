@@ -16,7 +16,7 @@ use crate::flow::Flow;
 use crate::guard::JWT_COOKIE;
 use crate::jwt::{Claims, Identity, IssuedJwt, JwtCodec};
 use crate::policy::Policy;
-use crate::provider::{FlowParams, Provider, ProviderError, RefreshWith};
+use crate::provider::{FlowParams, Profile, Provider, ProviderError, RefreshWith, TokenSet};
 use crate::ratelimit::RateLimit;
 use crate::secret::Secret;
 use crate::sessions::RevocationList;
@@ -458,7 +458,7 @@ impl AuthService {
                 log::warn!("social_auth: refresh lease not released (it expires): {e}");
             }
         };
-        match outcome {
+        match outcome.and_then(TokenSet::storable) {
             Ok(tokens) => match self
                 .store
                 .store_refreshed(user_id, provider, &state.tokens.social_id, &tokens)
@@ -569,11 +569,13 @@ impl AuthService {
             .client
             .exchange_code(code, &params)
             .await
+            .and_then(TokenSet::storable)
             .map_err(LoginError::Provider)?;
         let profile = entry
             .client
             .profile(&tokens, &params)
             .await
+            .and_then(Profile::storable)
             .map_err(LoginError::Provider)?;
         self.policy
             .allow(&sign_in(provider, &profile))

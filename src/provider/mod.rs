@@ -34,6 +34,43 @@ pub(crate) struct Profile {
     pub raw: serde_json::Value,
 }
 
+/// PostgreSQL cannot store a NUL character in text (SQLite can): a provider answer with one
+/// is an answer we cannot use, on either database.
+fn check_storable<'a>(
+    values: impl IntoIterator<Item = Option<&'a str>>,
+) -> Result<(), ProviderError> {
+    if values.into_iter().flatten().any(|v| v.contains('\0')) {
+        return Err(ProviderError::BadResponse(
+            "the provider's answer contains a NUL character".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl TokenSet {
+    /// The tokens, unless they cannot be stored.
+    pub(crate) fn storable(self) -> Result<Self, ProviderError> {
+        check_storable([
+            Some(self.access_token.expose()),
+            self.refresh_token.as_ref().map(Secret::expose),
+        ])?;
+        Ok(self)
+    }
+}
+
+impl Profile {
+    /// The profile, unless it cannot be stored.
+    pub(crate) fn storable(self) -> Result<Self, ProviderError> {
+        check_storable([
+            Some(self.social_id.as_str()),
+            self.name.as_deref(),
+            self.email.as_deref(),
+            self.avatar_url.as_deref(),
+        ])?;
+        Ok(self)
+    }
+}
+
 /// What a login needs to build the authorize URL and finish the exchange.
 pub(crate) struct FlowParams<'a> {
     /// The CSRF `state`.

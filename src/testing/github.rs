@@ -15,10 +15,10 @@ use rocket::response::content::RawHtml;
 use rocket::response::stream::ByteStream;
 use rocket::response::Redirect;
 use rocket::serde::json::{json, Value};
-use rocket::{get, post, routes, Route, State};
+use rocket::{get, post, routes, Either, Route, State};
 use sha2::{Digest, Sha256};
 
-use super::{fake_config, html_escape, json_answer, serve, with_query, FakeServer, Raw};
+use super::{fake_config, html_escape, json_answer, serve, with_query, FakeServer, Raw, RawAnswer};
 use crate::jwt::{now, random_token};
 
 /// An account of the fake provider.
@@ -84,6 +84,10 @@ pub enum TokenFault {
     Hang,
     /// An endless JSON body.
     Endless,
+    /// Answers with this, whatever the request.
+    Answer(RawAnswer),
+    /// Answers normally, after this delay (a slow provider, not a dead one).
+    Slow(Duration),
 }
 
 /// A fault of the REST API (`/user`, `/user/emails`).
@@ -117,6 +121,8 @@ struct Inner {
     token_fault: Option<TokenFault>,
     api_fault: Option<ApiFault>,
     refresh_delay: Option<Duration>,
+    user_answer: Option<RawAnswer>,
+    emails_answer: Option<RawAnswer>,
     codes: HashMap<String, Grant>,
     access: HashMap<String, String>,
     refresh: HashMap<String, String>,
@@ -200,6 +206,17 @@ impl FakeGithub {
     /// Switches an API fault on (`Some`) or off.
     pub fn set_api_fault(&self, fault: Option<ApiFault>) {
         self.lock().api_fault = fault;
+    }
+
+    /// Makes `GET /user` answer `answer` (`Some`) whatever the request, or normally (`None`).
+    pub fn set_user_answer(&self, answer: Option<RawAnswer>) {
+        self.lock().user_answer = answer;
+    }
+
+    /// Makes `GET /user/emails` answer `answer` (`Some`) whatever the request, or normally
+    /// (`None`).
+    pub fn set_emails_answer(&self, answer: Option<RawAnswer>) {
+        self.lock().emails_answer = answer;
     }
 
     /// Makes every access and refresh token issued so far invalid (a revoked authorization).
@@ -456,7 +473,7 @@ async fn access_token(
     fake: &State<FakeGithub>,
     form: Form<TokenForm<'_>>,
     wants_json: WantsJson,
-) -> Result<Raw, ByteStream![Vec<u8>]> {
+) -> Result<Raw, Either<RawAnswer, ByteStream![Vec<u8>]>> {
     fake.counters.token.fetch_add(1, Ordering::SeqCst);
     let fault = fake.lock().token_fault.clone();
     match fault {
@@ -487,13 +504,15 @@ async fn access_token(
             rocket::tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         Some(TokenFault::Endless) => {
-            return Err(ByteStream! {
+            return Err(Either::Right(ByteStream! {
                 yield b"{\"access_token\":\"".to_vec();
                 loop {
                     yield vec![b'a'; 64 * 1024];
                 }
-            })
+            }))
         }
+        Some(TokenFault::Answer(answer)) => return Err(Either::Left(answer)),
+        Some(TokenFault::Slow(delay)) => rocket::tokio::time::sleep(delay).await,
     }
     let answer = |v| Ok(token_answer(v, wants_json.0));
     if form.client_id != Some(fake.client_id.as_str())
@@ -597,8 +616,16 @@ impl FakeGithub {
 }
 
 #[get("/user")]
-async fn user(fake: &State<FakeGithub>, caller: ApiCaller) -> Raw {
+async fn user(fake: &State<FakeGithub>, caller: ApiCaller) -> Result<Raw, RawAnswer> {
     fake.counters.user.fetch_add(1, Ordering::SeqCst);
+    let injected = fake.lock().user_answer.clone();
+    match injected {
+        Some(answer) => Err(answer),
+        None => Ok(user_answer(fake, caller).await),
+    }
+}
+
+async fn user_answer(fake: &FakeGithub, caller: ApiCaller) -> Raw {
     let fault = fake.lock().api_fault;
     match fault {
         Some(ApiFault::UserUnauthorized) => {
@@ -638,7 +665,15 @@ async fn user(fake: &State<FakeGithub>, caller: ApiCaller) -> Raw {
 }
 
 #[get("/user/emails")]
-fn emails(fake: &State<FakeGithub>, caller: ApiCaller) -> Raw {
+fn emails(fake: &State<FakeGithub>, caller: ApiCaller) -> Result<Raw, RawAnswer> {
+    let injected = fake.lock().emails_answer.clone();
+    match injected {
+        Some(answer) => Err(answer),
+        None => Ok(emails_answer(fake, caller)),
+    }
+}
+
+fn emails_answer(fake: &FakeGithub, caller: ApiCaller) -> Raw {
     let fault = fake.lock().api_fault;
     match fault {
         Some(ApiFault::EmailsForbidden) => {

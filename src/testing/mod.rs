@@ -34,6 +34,66 @@ pub use facebook::{FacebookFault, FakeFacebook, FakeFacebookUser};
 pub use github::{ApiFault, FakeGithub, FakeUser, TokenFault, TokenMode};
 pub use oidc::{ClientAuth, FakeOidc, FakeOidcUser, IdTokenFault};
 
+/// An answer of any shape, to inject as a fault: any status, any `Content-Type` (or none) and
+/// any body bytes — what a broken provider, a proxy's error page or a truncated reply may send.
+///
+/// ```
+/// use rocket_social_auth::testing::RawAnswer;
+///
+/// let page = RawAnswer::new(502, Some("text/html"), "<h1>Bad Gateway</h1>");
+/// assert_eq!(page.status, 502);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawAnswer {
+    /// The HTTP status: 200 to 599 (a 1xx is not a final answer and would leave the client
+    /// waiting).
+    pub status: u16,
+    /// The `Content-Type` header, sent as is; none when `None`.
+    pub content_type: Option<String>,
+    /// The body, sent as is.
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// An answer with `status`, `content_type` and `body`.
+    pub fn new(status: u16, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> Self {
+        RawAnswer {
+            status,
+            content_type: content_type.map(str::to_owned),
+            body: body.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RawAnswer {
+    /// The body as text (lossy), its first 2000 characters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = String::from_utf8_lossy(&self.body);
+        let mut body: String = text.chars().take(2000).collect();
+        if body.len() < text.len() {
+            body.push_str(&format!("… ({} bytes)", self.body.len()));
+        }
+        f.debug_struct("RawAnswer")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body", &body)
+            .finish()
+    }
+}
+
+impl<'r> Responder<'r, 'static> for RawAnswer {
+    fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
+        let mut response = rocket::Response::build();
+        response
+            .status(Status::new(self.status))
+            .sized_body(self.body.len(), std::io::Cursor::new(self.body));
+        if let Some(content_type) = self.content_type {
+            response.raw_header("Content-Type", content_type);
+        }
+        Ok(response.finalize())
+    }
+}
+
 /// A running fake provider; dropping it stops the server.
 #[derive(Debug)]
 pub struct FakeServer {

@@ -5,6 +5,8 @@ mod common;
 mod config;
 mod demo;
 mod facebook;
+mod faults;
+mod fuzz;
 mod github;
 mod guard;
 mod instances;
