@@ -58,15 +58,49 @@ impl TokenSet {
     }
 }
 
+/// Longest display name kept (longer ones are cut): the profile rides in the JWT, and a cookie
+/// over about 4 KB is silently dropped by browsers.
+const MAX_NAME_CHARS: usize = 200;
+/// Longest email kept (RFC 5321's limit); a longer one is not an address.
+const MAX_EMAIL_BYTES: usize = 254;
+/// Longest avatar URL kept; a longer one is dropped.
+const MAX_AVATAR_BYTES: usize = 1024;
+
 impl Profile {
-    /// The profile, unless it cannot be stored.
-    pub(crate) fn storable(self) -> Result<Self, ProviderError> {
+    /// The profile, unless it cannot be stored; over-long values are cut (name) or dropped
+    /// (email, avatar) so that the JWT still fits in a cookie.
+    pub(crate) fn storable(mut self) -> Result<Self, ProviderError> {
         check_storable([
             Some(self.social_id.as_str()),
             self.name.as_deref(),
             self.email.as_deref(),
             self.avatar_url.as_deref(),
         ])?;
+        if self.social_id.is_empty() || self.social_id.len() > 255 {
+            return Err(ProviderError::BadResponse(
+                "the provider's user id is empty or too long".into(),
+            ));
+        }
+        if let Some(name) = &mut self.name {
+            if let Some((cut, _)) = name.char_indices().nth(MAX_NAME_CHARS) {
+                name.truncate(cut);
+            }
+        }
+        if self
+            .email
+            .as_ref()
+            .is_some_and(|e| e.len() > MAX_EMAIL_BYTES)
+        {
+            self.email = None;
+            self.email_verified = false;
+        }
+        if self
+            .avatar_url
+            .as_ref()
+            .is_some_and(|a| a.len() > MAX_AVATAR_BYTES)
+        {
+            self.avatar_url = None;
+        }
         Ok(self)
     }
 }

@@ -631,3 +631,26 @@ async fn the_fake_speaks_githubs_wire_format() {
         "Bad credentials"
     );
 }
+
+/// A provider profile of any size still gives a session cookie a browser keeps (about 4 KB):
+/// the name is cut, an over-long email or avatar is dropped.
+#[rocket::async_test]
+async fn huge_profiles_still_fit_in_the_cookie() {
+    let app = TestApp::start(TestDb::sqlite().await).await;
+    let mut user = FakeUser::new(31337, "big").name(Some(&"N".repeat(100_000)));
+    user.avatar_url = Some(format!("https://a.example/{}", "x".repeat(50_000)));
+    user.emails = vec![(format!("{}@example.com", "e".repeat(5_000)), true, true)];
+    app.fake.sign_in_as(user);
+    let done = app.login(&app.client).await;
+    assert_eq!(done.status(), Status::SeeOther);
+    let cookie = done.cookies().get("jwt").unwrap().to_string();
+    assert!(cookie.len() < 4000, "the cookie is {} bytes", cookie.len());
+    drop(done);
+    let session = json(app.client.get("/auth/session").dispatch().await).await;
+    assert_eq!(
+        session["user"]["name"].as_str().unwrap().chars().count(),
+        200
+    );
+    assert_eq!(session["user"]["email"], serde_json::Value::Null);
+    assert_eq!(session["user"]["avatar_url"], serde_json::Value::Null);
+}
