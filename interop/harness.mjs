@@ -82,7 +82,10 @@ offline = true
   for (const k of ['ROCKET_PROFILE', 'ROCKET_SOCIAL_AUTH', 'ROCKET_DATABASES', 'ROCKET_PORT', 'ROCKET_ADDRESS']) delete env[k];
   const child = spawn(bin, [], { cwd: dir, env, stdio: ['ignore', log, log] });
   children.add(child);
-  const exited = new Promise((ok) => child.once('exit', (code, signal) => ok({ code, signal })));
+  const exited = new Promise((ok) => {
+    child.once('exit', (code, signal) => ok({ code, signal }));
+    child.once('error', (e) => ok({ error: `${e.message} (run \`cargo build\` first, or set DEMO_BIN)` }));
+  });
 
   const stop = async () => {
     child.kill('SIGTERM');
