@@ -45,7 +45,9 @@ impl LoginError {
             LoginError::Flow(_)
             | LoginError::Denied { .. }
             | LoginError::MissingCode
-            | LoginError::Provider(ProviderError::NonceMismatch) => Status::BadRequest,
+            | LoginError::Provider(ProviderError::NonceMismatch | ProviderError::IssuerMismatch) => {
+                Status::BadRequest
+            }
             LoginError::Provider(ProviderError::Timeout) => Status::GatewayTimeout,
             LoginError::Provider(ProviderError::Unavailable(_)) => Status::ServiceUnavailable,
             LoginError::Provider(_) => Status::BadGateway,
@@ -68,6 +70,7 @@ impl LoginError {
             LoginError::MissingCode => "missing_code",
             LoginError::Provider(ProviderError::Timeout) => "provider_timeout",
             LoginError::Provider(ProviderError::NonceMismatch) => "nonce_mismatch",
+            LoginError::Provider(ProviderError::IssuerMismatch) => "issuer_mismatch",
             LoginError::Provider(ProviderError::Unavailable(_)) => "provider_unavailable",
             LoginError::Provider(_) => "provider_error",
             LoginError::Store(StoreError::Unavailable(_)) => "database_unavailable",
@@ -112,6 +115,7 @@ impl LoginError {
             LoginError::Provider(ProviderError::Timeout) => "The provider did not answer in time. Please try again.".into(),
             LoginError::Provider(ProviderError::NonceMismatch) => "The provider's answer does not belong to the sign-in started in this browser. Please sign in again.".into(),
             LoginError::Provider(ProviderError::Unavailable(_)) => "The provider cannot be reached right now. Please try again shortly.".into(),
+            LoginError::Provider(ProviderError::IssuerMismatch) => "The answer does not come from the provider this sign-in was started with. Please sign in again.".into(),
             LoginError::Provider(e) => format!("The provider could not complete the sign-in: {}", sanitize(&e.to_string(), 300)),
             LoginError::Store(StoreError::Unavailable(_)) => "The user database is unavailable. Please try again shortly.".into(),
             LoginError::Store(_) => "The sign-in could not be recorded.".into(),

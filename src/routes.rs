@@ -180,13 +180,14 @@ fn jwks(service: &State<AuthService>) -> Option<Json<Value>> {
 
 /// `GET {base}/<provider>/callback?code&state`: finishes the login.
 #[allow(clippy::too_many_arguments)]
-#[get("/<provider>/callback?<code>&<state>&<error>&<error_description>")]
+#[get("/<provider>/callback?<code>&<state>&<error>&<error_description>&<iss>")]
 async fn callback(
     provider: &str,
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    iss: Option<String>,
     auth: SocialAuth,
     throttle: Throttle,
     service: &State<AuthService>,
@@ -201,6 +202,12 @@ async fn callback(
     let config = service.config();
     let flow = Flow::take(cookies, config.base_path(), provider, state.as_deref())
         .map_err(|e| Ok(LoginError::Flow(e)))?;
+    if let Some(client) = service.provider(provider) {
+        client
+            .check_response_issuer(iss.as_deref())
+            .await
+            .map_err(|e| Ok(LoginError::Provider(e)))?;
+    }
     if let Some(code) = error {
         return Err(Ok(LoginError::Denied {
             code,

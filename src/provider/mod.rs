@@ -147,6 +147,10 @@ pub(crate) enum ProviderError {
     /// The `id_token`'s `nonce` is not the flow's (400, like a wrong `state`).
     #[error("the id_token's nonce does not match this sign-in")]
     NonceMismatch,
+    /// The authorization response names another issuer, or none where the provider promised
+    /// one (RFC 9207) (400).
+    #[error("the authorization response does not come from this provider's issuer")]
+    IssuerMismatch,
 }
 
 impl ProviderError {
@@ -193,4 +197,10 @@ pub(crate) trait Provider: Send + Sync {
 
     /// Gets fresh tokens with the stored token named by [`refresh_with`](Self::refresh_with).
     async fn refresh(&self, token: &Secret) -> Result<TokenSet, ProviderError>;
+
+    /// Checks the `iss` parameter of the authorization response (RFC 9207, against mix-up
+    /// attacks). Providers that do not send it accept its absence.
+    async fn check_response_issuer(&self, _iss: Option<&str>) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }

@@ -70,6 +70,8 @@ struct Metadata {
     userinfo: Option<Url>,
     jwks_uri: Url,
     auth: AuthType,
+    /// RFC 9207: the provider puts `iss` in every authorization response.
+    iss_parameter: bool,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +82,8 @@ struct Discovery {
     userinfo_endpoint: Option<String>,
     jwks_uri: String,
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
 }
 
 /// An OpenID provider (Google is one with a default issuer and its own quirks).
@@ -220,6 +224,7 @@ impl Oidc {
                 .transpose()?,
             jwks_uri: endpoint("jwks_uri", &doc.jwks_uri)?,
             auth,
+            iss_parameter: doc.authorization_response_iss_parameter_supported,
         })
     }
 
@@ -447,6 +452,15 @@ impl Provider for Oidc {
             avatar_url: text("picture"),
             raw: claims,
         })
+    }
+
+    async fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), ProviderError> {
+        let metadata = self.metadata().await?;
+        match iss {
+            Some(iss) if iss == metadata.issuer => Ok(()),
+            None if !metadata.iss_parameter => Ok(()),
+            _ => Err(ProviderError::IssuerMismatch),
+        }
     }
 
     async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, ProviderError> {

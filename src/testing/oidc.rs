@@ -147,6 +147,7 @@ struct Inner {
     profile_in_userinfo_only: bool,
     discovery_down: bool,
     denied: bool,
+    iss_parameter: bool,
     fault: Option<IdTokenFault>,
     keys: Vec<SigningKey>,
     users: HashMap<String, FakeOidcUser>,
@@ -200,6 +201,7 @@ impl FakeOidc {
                 profile_in_userinfo_only: false,
                 discovery_down: false,
                 denied: false,
+                iss_parameter: false,
                 fault: None,
                 keys: vec![rsa_key()],
                 users: HashMap::new(),
@@ -248,6 +250,11 @@ impl FakeOidc {
     /// Makes discovery answer 503 (`true`) or work again.
     pub fn set_discovery_down(&self, down: bool) {
         self.lock().discovery_down = down;
+    }
+
+    /// Sends `iss` in authorization responses and advertises it (RFC 9207).
+    pub fn set_iss_parameter(&self, on: bool) {
+        self.lock().iss_parameter = on;
     }
 
     /// Makes the user deny the next authorizations.
@@ -439,6 +446,7 @@ fn discovery(fake: &State<FakeOidc>, host: HostHeader) -> Raw {
             "claims_supported": ["aud", "email", "email_verified", "exp", "family_name", "given_name", "iat", "iss", "name", "picture", "sub"],
             "code_challenge_methods_supported": ["plain", "S256"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
+            "authorization_response_iss_parameter_supported": inner.iss_parameter,
         }),
     )
 }
@@ -454,6 +462,7 @@ fn certs(fake: &State<FakeOidc>) -> Raw {
 #[get("/authorize?<client_id>&<redirect_uri>&<response_type>&<scope>&<state>&<nonce>&<code_challenge>&<code_challenge_method>&<access_type>&<prompt>")]
 fn authorize(
     fake: &State<FakeOidc>,
+    host: HostHeader,
     client_id: Option<&str>,
     redirect_uri: Option<&str>,
     response_type: Option<&str>,
@@ -508,6 +517,12 @@ fn authorize(
         pairs.push(("scope", scope));
     }
     pairs.extend(state.map(|s| ("state", s)));
+    let issuer;
+    if inner.iss_parameter {
+        drop(inner);
+        issuer = fake.issuer(&host);
+        pairs.push(("iss", &issuer));
+    }
     Ok(Redirect::found(with_query(redirect_uri, &pairs)))
 }
 

@@ -367,3 +367,62 @@ async fn oidc_configuration_is_checked() {
         let _ = result.map_err(|e| e.kind().to_string());
     }
 }
+
+/// RFC 9207: when the provider sends `iss` in its authorization response, it must be its own
+/// (a mix-up attack would bring another provider's answer to this callback).
+#[rocket::async_test]
+async fn the_authorization_response_issuer_is_checked() {
+    let g = google().await;
+    g.fake.set_iss_parameter(true);
+    let app = TestApp::start_with(TestDb::sqlite().await, &google_toml(&g, "")).await;
+    for (rewrite, status, error) in [
+        (None, Status::SeeOther, None),
+        (
+            Some("https://evil.example"),
+            Status::BadRequest,
+            Some("issuer_mismatch"),
+        ),
+        (Some(""), Status::BadRequest, Some("issuer_mismatch")),
+    ] {
+        let r = app.client.get("/auth/google").dispatch().await;
+        let location = r.headers().get_one("Location").unwrap().to_owned();
+        drop(r);
+        let callback = provider_redirect(&location).await;
+        assert!(callback.contains("iss="), "{callback}");
+        let callback = match rewrite {
+            None => callback,
+            Some("") => callback
+                .split('&')
+                .filter(|p| !p.starts_with("iss="))
+                .collect::<Vec<_>>()
+                .join("&"),
+            Some(other) => {
+                let mut url = url::Url::parse(&format!("http://x{callback}")).unwrap();
+                let pairs: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k == "iss" {
+                            other.to_owned()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+                format!("{}?{}", url.path(), url.query().unwrap())
+            }
+        };
+        let r = app
+            .client
+            .get(callback)
+            .header(accept_json())
+            .dispatch()
+            .await;
+        assert_eq!(r.status(), status, "{rewrite:?}");
+        if let Some(error) = error {
+            assert_eq!(json(r).await["error"], error);
+        }
+    }
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users").await, 1);
+}
