@@ -3,12 +3,13 @@
 
 use std::convert::Infallible;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 
-use crate::jwt::Claims;
+use crate::jwt::{Claims, TokenSource, Verified};
 use crate::service::AuthService;
 
 /// The name of the private cookie that holds the JWT.
@@ -103,23 +104,39 @@ pub(crate) fn resolve<'r>(request: &'r Request<'_>) -> &'r Resolved {
         let Some(service) = request.rocket().state::<AuthService>() else {
             return anonymous;
         };
-        let token = match request.headers().get_one("Authorization").and_then(bearer) {
-            Some(token) => token.to_owned(),
-            None => match request.cookies().get_private(JWT_COOKIE) {
-                Some(cookie) => cookie.value().to_owned(),
+        let (source, raw) = match request.headers().get_one("Authorization").and_then(bearer) {
+            Some(token) => (TokenSource::Bearer, token),
+            None => match request.cookies().get(JWT_COOKIE) {
+                Some(cookie) => (TokenSource::Cookie, cookie.value()),
                 None => return anonymous,
             },
         };
-        let Some(claims) = service.verify_jwt(&token) else {
-            return anonymous;
+        let verified = match service.verified().get(source, raw) {
+            Some(hit) => hit,
+            None => {
+                let token = match source {
+                    TokenSource::Bearer => raw.to_owned(),
+                    TokenSource::Cookie => match request.cookies().get_private(JWT_COOKIE) {
+                        Some(cookie) => cookie.value().to_owned(),
+                        None => return anonymous,
+                    },
+                };
+                let Some(claims) = service.verify_jwt(&token) else {
+                    return anonymous;
+                };
+                let verified = Arc::new(Verified { token, claims });
+                service.verified().insert(source, raw, verified.clone());
+                verified
+            }
         };
+        let claims = verified.claims.clone();
         let auth = match claims.provider.clone() {
             Some(provider) => SocialAuth::Social { provider, claims },
             None => SocialAuth::Local { claims },
         };
         Resolved {
             auth,
-            token: Some(token),
+            token: Some(verified.token.clone()),
         }
     })
 }

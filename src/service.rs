@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::LoginError;
 use crate::flow::Flow;
 use crate::guard::JWT_COOKIE;
-use crate::jwt::{Claims, Identity, IssuedJwt, JwtCodec};
+use crate::jwt::{Claims, Identity, IssuedJwt, JwtCodec, VerifiedCache};
 use crate::provider::{FlowParams, Provider, ProviderError, RefreshWith};
 use crate::secret::Secret;
 use crate::store::{Store, StoreError, User};
@@ -169,6 +169,7 @@ impl<'r> Responder<'r, 'static> for RefreshReply {
 pub struct AuthService {
     config: Config,
     jwt: JwtCodec,
+    verified: VerifiedCache,
     store: Store,
     providers: BTreeMap<String, Box<dyn Provider>>,
 }
@@ -190,6 +191,7 @@ impl AuthService {
     ) -> Self {
         AuthService {
             jwt: JwtCodec::new(&config.jwt),
+            verified: VerifiedCache::default(),
             config,
             store,
             providers,
@@ -223,6 +225,11 @@ impl AuthService {
             log::error!("social_auth: {e}");
             Error::Token
         })
+    }
+
+    /// The tokens the guard verified recently.
+    pub(crate) fn verified(&self) -> &VerifiedCache {
+        &self.verified
     }
 
     /// Checks a JWT (signature, configured algorithm, expiry) and returns its claims.
