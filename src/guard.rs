@@ -80,11 +80,33 @@ impl SocialAuth {
     }
 }
 
-/// What the guard found, cached for the request.
-pub(crate) struct Resolved {
-    pub auth: SocialAuth,
+/// What the guard found, cached for the request: the verified token, if any.
+pub(crate) struct Resolved(Option<Arc<Verified>>);
+
+impl Resolved {
+    /// Who sent the request.
+    pub(crate) fn auth(&self) -> SocialAuth {
+        match &self.0 {
+            None => SocialAuth::Anonymous,
+            Some(verified) => {
+                let claims = verified.claims.clone();
+                match claims.provider.clone() {
+                    Some(provider) => SocialAuth::Social { provider, claims },
+                    None => SocialAuth::Local { claims },
+                }
+            }
+        }
+    }
+
+    /// The claims, when signed in.
+    pub(crate) fn claims(&self) -> Option<&Claims> {
+        self.0.as_ref().map(|v| &v.claims)
+    }
+
     /// The valid token the request carried.
-    pub token: Option<String>,
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.0.as_ref().map(|v| v.token.as_str())
+    }
 }
 
 fn bearer(header: &str) -> Option<&str> {
@@ -97,47 +119,32 @@ fn bearer(header: &str) -> Option<&str> {
 /// Resolves the request's token once and caches the answer.
 pub(crate) fn resolve<'r>(request: &'r Request<'_>) -> &'r Resolved {
     request.local_cache(|| {
-        let anonymous = Resolved {
-            auth: SocialAuth::Anonymous,
-            token: None,
-        };
         let Some(service) = request.rocket().state::<AuthService>() else {
-            return anonymous;
+            return Resolved(None);
         };
         let (source, raw) = match request.headers().get_one("Authorization").and_then(bearer) {
             Some(token) => (TokenSource::Bearer, token),
             None => match request.cookies().get(JWT_COOKIE) {
                 Some(cookie) => (TokenSource::Cookie, cookie.value()),
-                None => return anonymous,
+                None => return Resolved(None),
             },
         };
-        let verified = match service.verified().get(source, raw) {
-            Some(hit) => hit,
-            None => {
-                let token = match source {
-                    TokenSource::Bearer => raw.to_owned(),
-                    TokenSource::Cookie => match request.cookies().get_private(JWT_COOKIE) {
-                        Some(cookie) => cookie.value().to_owned(),
-                        None => return anonymous,
-                    },
-                };
-                let Some(claims) = service.verify_jwt(&token) else {
-                    return anonymous;
-                };
-                let verified = Arc::new(Verified { token, claims });
-                service.verified().insert(source, raw, verified.clone());
-                verified
-            }
-        };
-        let claims = verified.claims.clone();
-        let auth = match claims.provider.clone() {
-            Some(provider) => SocialAuth::Social { provider, claims },
-            None => SocialAuth::Local { claims },
-        };
-        Resolved {
-            auth,
-            token: Some(verified.token.clone()),
+        if let Some(hit) = service.verified().get(source, raw) {
+            return Resolved(Some(hit));
         }
+        let token = match source {
+            TokenSource::Bearer => raw.to_owned(),
+            TokenSource::Cookie => match request.cookies().get_private(JWT_COOKIE) {
+                Some(cookie) => cookie.value().to_owned(),
+                None => return Resolved(None),
+            },
+        };
+        let Some(claims) = service.verify_jwt(&token) else {
+            return Resolved(None);
+        };
+        let verified = Arc::new(Verified { token, claims });
+        service.verified().insert(source, raw, verified.clone());
+        Resolved(Some(verified))
     })
 }
 
@@ -146,7 +153,7 @@ impl<'r> FromRequest<'r> for SocialAuth {
     type Error = Infallible;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        Outcome::Success(resolve(request).auth.clone())
+        Outcome::Success(resolve(request).auth())
     }
 }
 
@@ -194,7 +201,7 @@ impl<'r> FromRequest<'r> for AuthUser {
     type Error = ();
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        match resolve(request).auth.claims() {
+        match resolve(request).claims() {
             Some(claims) => Outcome::Success(AuthUser {
                 claims: claims.clone(),
             }),

@@ -209,7 +209,7 @@ impl JwtCodec {
 }
 
 /// Where a request's token came from: the two are never mistaken for one another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TokenSource {
     /// The `Authorization: Bearer` header: the key is the JWT itself.
     Bearer,
@@ -234,24 +234,40 @@ pub(crate) struct Verified {
 /// it; past [`VerifiedCache::CAPACITY`] entries the expired ones go, then half of the rest.
 #[derive(Default)]
 pub(crate) struct VerifiedCache {
-    map: std::sync::Mutex<HashMap<(TokenSource, Box<str>), Arc<Verified>>>,
+    maps: std::sync::Mutex<Maps>,
+}
+
+/// One map per source, keyed by the token's text as sent (looked up without a copy).
+#[derive(Default)]
+struct Maps {
+    bearer: HashMap<Box<str>, Arc<Verified>>,
+    cookie: HashMap<Box<str>, Arc<Verified>>,
+}
+
+impl Maps {
+    fn of(&mut self, source: TokenSource) -> &mut HashMap<Box<str>, Arc<Verified>> {
+        match source {
+            TokenSource::Bearer => &mut self.bearer,
+            TokenSource::Cookie => &mut self.cookie,
+        }
+    }
 }
 
 impl VerifiedCache {
-    /// At most this many tokens are remembered (about 1 KiB each).
+    /// At most this many tokens are remembered per source (about 1 KiB each).
     pub(crate) const CAPACITY: usize = 4096;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(TokenSource, Box<str>), Arc<Verified>>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.maps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The verified token sent as `raw` from `source`, unless unknown or expired.
     pub(crate) fn get(&self, source: TokenSource, raw: &str) -> Option<Arc<Verified>> {
-        let mut map = self.lock();
-        let key = (source, Box::<str>::from(raw));
-        let hit = map.get(&key)?;
+        let mut maps = self.lock();
+        let map = maps.of(source);
+        let hit = map.get(raw)?;
         if hit.claims.exp < now() {
-            map.remove(&key);
+            map.remove(raw);
             return None;
         }
         Some(hit.clone())
@@ -259,7 +275,8 @@ impl VerifiedCache {
 
     /// Remembers a token that [`JwtCodec::verify`] accepted.
     pub(crate) fn insert(&self, source: TokenSource, raw: &str, verified: Arc<Verified>) {
-        let mut map = self.lock();
+        let mut maps = self.lock();
+        let map = maps.of(source);
         if map.len() >= Self::CAPACITY {
             let now = now();
             map.retain(|_, v| v.claims.exp >= now);
@@ -271,7 +288,7 @@ impl VerifiedCache {
                 });
             }
         }
-        map.insert((source, raw.into()), verified);
+        map.insert(raw.into(), verified);
     }
 }
 
@@ -322,20 +339,33 @@ mod tests {
         cache.insert(TokenSource::Bearer, "b", verified("2", now() - 1));
         let hit = cache.get(TokenSource::Cookie, "a").expect("a live token");
         assert_eq!(hit.claims.sub, "1");
-        assert!(cache.get(TokenSource::Bearer, "a").is_none(), "another source");
+        assert!(
+            cache.get(TokenSource::Bearer, "a").is_none(),
+            "another source"
+        );
         assert!(cache.get(TokenSource::Bearer, "b").is_none(), "expired");
-        assert!(cache.get(TokenSource::Cookie, "c").is_none(), "never verified");
+        assert!(
+            cache.get(TokenSource::Cookie, "c").is_none(),
+            "never verified"
+        );
     }
 
     #[test]
     fn verified_cache_is_bounded() {
         let cache = VerifiedCache::default();
         for i in 0..VerifiedCache::CAPACITY * 2 {
-            cache.insert(TokenSource::Bearer, &i.to_string(), verified("1", now() + 60));
+            cache.insert(
+                TokenSource::Bearer,
+                &i.to_string(),
+                verified("1", now() + 60),
+            );
         }
-        assert!(cache.lock().len() <= VerifiedCache::CAPACITY);
+        assert!(cache.lock().bearer.len() <= VerifiedCache::CAPACITY);
         let last = (VerifiedCache::CAPACITY * 2 - 1).to_string();
-        assert!(cache.get(TokenSource::Bearer, &last).is_some(), "the newest stays");
+        assert!(
+            cache.get(TokenSource::Bearer, &last).is_some(),
+            "the newest stays"
+        );
     }
 
     #[test]
