@@ -98,11 +98,6 @@ impl Resolved {
         }
     }
 
-    /// The claims, when signed in.
-    pub(crate) fn claims(&self) -> Option<&Claims> {
-        self.0.as_ref().map(|v| &v.claims)
-    }
-
     /// The valid token the request carried.
     pub(crate) fn token(&self) -> Option<&str> {
         self.0.as_ref().map(|v| v.token.as_str())
@@ -176,15 +171,16 @@ impl Sentinel for SocialAuth {
 ///     format!("user {} via {:?}", user.sub, user.provider)
 /// }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct AuthUser {
-    claims: Claims,
+    /// Shared with the request's cache: taking the guard copies nothing.
+    verified: Arc<Verified>,
 }
 
 impl AuthUser {
     /// The token's claims.
     pub fn claims(&self) -> &Claims {
-        &self.claims
+        &self.verified.claims
     }
 }
 
@@ -192,7 +188,23 @@ impl Deref for AuthUser {
     type Target = Claims;
 
     fn deref(&self) -> &Claims {
-        &self.claims
+        &self.verified.claims
+    }
+}
+
+impl PartialEq for AuthUser {
+    fn eq(&self, other: &Self) -> bool {
+        self.claims() == other.claims()
+    }
+}
+
+impl Eq for AuthUser {}
+
+impl std::fmt::Debug for AuthUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthUser")
+            .field("claims", self.claims())
+            .finish()
     }
 }
 
@@ -201,9 +213,9 @@ impl<'r> FromRequest<'r> for AuthUser {
     type Error = ();
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        match resolve(request).claims() {
-            Some(claims) => Outcome::Success(AuthUser {
-                claims: claims.clone(),
+        match &resolve(request).0 {
+            Some(verified) => Outcome::Success(AuthUser {
+                verified: verified.clone(),
             }),
             None => Outcome::Error((Status::Unauthorized, ())),
         }

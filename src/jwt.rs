@@ -218,10 +218,18 @@ pub(crate) enum TokenSource {
 }
 
 /// A token that passed verification, and its claims.
-#[derive(Debug)]
 pub(crate) struct Verified {
     pub token: String,
     pub claims: Claims,
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("token", &"[redacted]")
+            .field("claims", &self.claims)
+            .finish()
+    }
 }
 
 /// Tokens that passed verification, so that the next request carrying the same bytes (every
