@@ -65,9 +65,16 @@ impl rocket_db_pools::Pool for SqlxPool {
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     if conn.backend_name() == "SQLite" {
-                        // Readers do not block the writer; a writer waits for another.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;")
-                            .await?;
+                        // Readers do not block the writer; a writer waits for another. In WAL
+                        // mode `synchronous = NORMAL` syncs at checkpoints, not at every commit
+                        // (SQLite's recommended setting for WAL): never corrupts, but a power
+                        // loss (not a crash of the app) may roll back the last commits. FULL
+                        // made every login wait for an fsync, one at a time.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
                     }
                     Ok(())
                 })

@@ -3,12 +3,13 @@
 
 use std::convert::Infallible;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 
-use crate::jwt::Claims;
+use crate::jwt::{Claims, TokenSource, Verified};
 use crate::service::AuthService;
 
 /// The name of the private cookie that holds the JWT.
@@ -79,11 +80,28 @@ impl SocialAuth {
     }
 }
 
-/// What the guard found, cached for the request.
-pub(crate) struct Resolved {
-    pub auth: SocialAuth,
+/// What the guard found, cached for the request: the verified token, if any.
+pub(crate) struct Resolved(Option<Arc<Verified>>);
+
+impl Resolved {
+    /// Who sent the request.
+    pub(crate) fn auth(&self) -> SocialAuth {
+        match &self.0 {
+            None => SocialAuth::Anonymous,
+            Some(verified) => {
+                let claims = verified.claims.clone();
+                match claims.provider.clone() {
+                    Some(provider) => SocialAuth::Social { provider, claims },
+                    None => SocialAuth::Local { claims },
+                }
+            }
+        }
+    }
+
     /// The valid token the request carried.
-    pub token: Option<String>,
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.0.as_ref().map(|v| v.token.as_str())
+    }
 }
 
 fn bearer(header: &str) -> Option<&str> {
@@ -96,31 +114,36 @@ fn bearer(header: &str) -> Option<&str> {
 /// Resolves the request's token once and caches the answer.
 pub(crate) fn resolve<'r>(request: &'r Request<'_>) -> &'r Resolved {
     request.local_cache(|| {
-        let anonymous = Resolved {
-            auth: SocialAuth::Anonymous,
-            token: None,
-        };
         let Some(service) = request.rocket().state::<AuthService>() else {
-            return anonymous;
+            return Resolved(None);
         };
-        let token = match request.headers().get_one("Authorization").and_then(bearer) {
-            Some(token) => token.to_owned(),
-            None => match request.cookies().get_private(JWT_COOKIE) {
+        let (source, raw) = match request.headers().get_one("Authorization").and_then(bearer) {
+            Some(token) => (TokenSource::Bearer, token),
+            None => match request.cookies().get(JWT_COOKIE) {
+                Some(cookie) => (TokenSource::Cookie, cookie.value()),
+                None => return Resolved(None),
+            },
+        };
+        if let Some(hit) = service.verified().get(source, raw) {
+            // A remembered token may have been revoked since (logout, here or elsewhere).
+            if service.is_revoked(&hit.claims.jti) {
+                return Resolved(None);
+            }
+            return Resolved(Some(hit));
+        }
+        let token = match source {
+            TokenSource::Bearer => raw.to_owned(),
+            TokenSource::Cookie => match request.cookies().get_private(JWT_COOKIE) {
                 Some(cookie) => cookie.value().to_owned(),
-                None => return anonymous,
+                None => return Resolved(None),
             },
         };
         let Some(claims) = service.verify_jwt(&token) else {
-            return anonymous;
+            return Resolved(None);
         };
-        let auth = match claims.provider.clone() {
-            Some(provider) => SocialAuth::Social { provider, claims },
-            None => SocialAuth::Local { claims },
-        };
-        Resolved {
-            auth,
-            token: Some(token),
-        }
+        let verified = Arc::new(Verified { token, claims });
+        service.verified().insert(source, raw, verified.clone());
+        Resolved(Some(verified))
     })
 }
 
@@ -129,7 +152,7 @@ impl<'r> FromRequest<'r> for SocialAuth {
     type Error = Infallible;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        Outcome::Success(resolve(request).auth.clone())
+        Outcome::Success(resolve(request).auth())
     }
 }
 
@@ -152,15 +175,16 @@ impl Sentinel for SocialAuth {
 ///     format!("user {} via {:?}", user.sub, user.provider)
 /// }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct AuthUser {
-    claims: Claims,
+    /// Shared with the request's cache: taking the guard copies nothing.
+    verified: Arc<Verified>,
 }
 
 impl AuthUser {
     /// The token's claims.
     pub fn claims(&self) -> &Claims {
-        &self.claims
+        &self.verified.claims
     }
 }
 
@@ -168,7 +192,23 @@ impl Deref for AuthUser {
     type Target = Claims;
 
     fn deref(&self) -> &Claims {
-        &self.claims
+        &self.verified.claims
+    }
+}
+
+impl PartialEq for AuthUser {
+    fn eq(&self, other: &Self) -> bool {
+        self.claims() == other.claims()
+    }
+}
+
+impl Eq for AuthUser {}
+
+impl std::fmt::Debug for AuthUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthUser")
+            .field("claims", self.claims())
+            .finish()
     }
 }
 
@@ -177,9 +217,9 @@ impl<'r> FromRequest<'r> for AuthUser {
     type Error = ();
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        match resolve(request).auth.claims() {
-            Some(claims) => Outcome::Success(AuthUser {
-                claims: claims.clone(),
+        match &resolve(request).0 {
+            Some(verified) => Outcome::Success(AuthUser {
+                verified: verified.clone(),
             }),
             None => Outcome::Error((Status::Unauthorized, ())),
         }

@@ -272,8 +272,8 @@ impl<'r> FromRequest<'r> for SessionToken {
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let resolved = resolve(request);
         Outcome::Success(SessionToken {
-            auth: resolved.auth.clone(),
-            token: resolved.token.clone(),
+            auth: resolved.auth(),
+            token: resolved.token().map(str::to_owned),
         })
     }
 }

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::error::LoginError;
 use crate::flow::Flow;
 use crate::guard::JWT_COOKIE;
-use crate::jwt::{Claims, Identity, IssuedJwt, JwtCodec};
+use crate::jwt::{Claims, Identity, IssuedJwt, JwtCodec, VerifiedCache};
 use crate::policy::Policy;
 use crate::provider::{FlowParams, Profile, Provider, ProviderError, RefreshWith, TokenSet};
 use crate::ratelimit::RateLimit;
@@ -233,6 +233,7 @@ pub(crate) struct ProviderEntry {
 pub struct AuthService {
     config: Config,
     jwt: JwtCodec,
+    verified: VerifiedCache,
     store: Store,
     providers: BTreeMap<String, ProviderEntry>,
     policy: Arc<dyn Policy>,
@@ -263,6 +264,7 @@ impl AuthService {
             .map(|c| Arc::new(RateLimit::new(c, config.ip_header.clone())));
         AuthService {
             jwt,
+            verified: VerifiedCache::default(),
             config,
             store,
             providers,
@@ -321,6 +323,17 @@ impl AuthService {
             .await
             .map_err(LoginError::Store)?;
         Ok(jwt)
+    }
+
+    /// The tokens the guard verified recently.
+    pub(crate) fn verified(&self) -> &VerifiedCache {
+        &self.verified
+    }
+
+    /// Whether a session was revoked (logout, logout_all), on this or (within
+    /// `revocation_cache_secs`) another instance.
+    pub(crate) fn is_revoked(&self, jti: &str) -> bool {
+        self.revocations.is_revoked(jti)
     }
 
     /// Checks a JWT (signature, configured algorithm and key, expiry, issuer and audience when

@@ -277,7 +277,11 @@ fn dev_id(login: &str) -> u64 {
     1_000_000 + hash % 1_000_000_000
 }
 
-#[get("/login/oauth/authorize?<client_id>&<redirect_uri>&<state>&<code_challenge>&<code_challenge_method>&<scope>")]
+/// GitHub's `login` parameter suggests the account to sign in with: when it names a user the
+/// fake knows, an auto-approved authorization is for that user (load tests use it to spread
+/// logins over many identities); otherwise for the one set by `sign_in_as`.
+#[allow(clippy::too_many_arguments)]
+#[get("/login/oauth/authorize?<client_id>&<redirect_uri>&<state>&<code_challenge>&<code_challenge_method>&<scope>&<login>")]
 fn authorize(
     fake: &State<FakeGithub>,
     client_id: Option<&str>,
@@ -286,6 +290,7 @@ fn authorize(
     code_challenge: Option<&str>,
     code_challenge_method: Option<&str>,
     scope: Option<&str>,
+    login: Option<&str>,
 ) -> Result<Result<Redirect, RawHtml<String>>, Status> {
     if client_id != Some(fake.client_id.as_str()) {
         return Err(Status::NotFound);
@@ -296,7 +301,11 @@ fn authorize(
     }
     let inner = fake.lock();
     if inner.auto_approve {
-        let login = inner.current.clone().ok_or(Status::Unauthorized)?;
+        let login = login
+            .filter(|l| inner.users.contains_key(*l))
+            .map(str::to_owned)
+            .or_else(|| inner.current.clone())
+            .ok_or(Status::Unauthorized)?;
         drop(inner);
         let code = fake.grant(&login, redirect_uri, code_challenge);
         let mut pairs = vec![("code", code.as_str())];

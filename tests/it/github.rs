@@ -654,3 +654,61 @@ async fn huge_profiles_still_fit_in_the_cookie() {
     assert_eq!(session["user"]["email"], serde_json::Value::Null);
     assert_eq!(session["user"]["avatar_url"], serde_json::Value::Null);
 }
+
+/// GitHub's `login` parameter picks a known account (the load harness spreads its logins over
+/// many users with it); an unknown one falls back to the signed-in user.
+#[rocket::async_test]
+async fn the_fake_honours_the_login_parameter() {
+    let fake = rocket_social_auth::testing::FakeGithub::new(CLIENT_ID, CLIENT_SECRET);
+    fake.sign_in_as(FakeUser::new(2, "hubot"));
+    fake.sign_in_as(octocat());
+    let server = fake.clone().spawn().await.unwrap();
+    let http = http_client();
+    let login_of = |login: &'static str| {
+        let (http, root) = (http.clone(), server.url().to_owned());
+        async move {
+            let redirect_uri = "http://127.0.0.1:8000/auth/github/callback";
+            let r = http
+                .get(format!("{root}/login/oauth/authorize"))
+                .query(&[("client_id", CLIENT_ID), ("redirect_uri", redirect_uri)])
+                .query(&[("state", "s"), ("login", login)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 302);
+            let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+            let code = back.query_pairs().find(|(k, _)| k == "code").unwrap().1;
+            let form = [
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+                ("code", &*code),
+                ("redirect_uri", redirect_uri),
+            ];
+            let token: serde_json::Value = http
+                .post(format!("{root}/login/oauth/access_token"))
+                .header("Accept", "application/json")
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .map(|body| serde_json::from_str(&body).unwrap())
+                .unwrap();
+            let user: serde_json::Value = http
+                .get(format!("{root}/user"))
+                .header("User-Agent", "t")
+                .bearer_auth(token["access_token"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .map(|body| serde_json::from_str(&body).unwrap())
+                .unwrap();
+            user["login"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(login_of("hubot").await, "hubot");
+    assert_eq!(login_of("nobody").await, "octocat");
+}

@@ -263,6 +263,8 @@ async fn logout_revokes_the_jwt_everywhere(db: TestDb) {
     let api = app.browser().await;
     assert_eq!(strict_status(&api, &jwt).await, Status::Ok);
     assert_eq!(strict_status(&other, &jwt).await, Status::Ok);
+    // Seen (and remembered by the guard) on this instance too, before the logout.
+    assert_eq!(strict_status(&app.client, &jwt).await, Status::Ok);
 
     let r = app.client.post("/auth/logout").dispatch().await;
     assert_eq!(r.status(), Status::SeeOther);
