@@ -350,7 +350,22 @@ impl JwtCodec {
 
     /// Issues a token for `identity`, valid from now for the configured lifetime.
     pub(crate) fn issue(&self, identity: Identity) -> Result<IssuedJwt, JwtError> {
+        self.issue_as(identity, random_token(16), now())
+    }
+
+    /// The `jti` and `iat` a token about to be issued will have (its session is recorded first).
+    pub(crate) fn next_session(&self) -> (String, i64, i64) {
         let iat = now();
+        (random_token(16), iat, iat + self.lifetime_secs)
+    }
+
+    /// Issues a token with a given `jti`, issued at `iat`.
+    pub(crate) fn issue_as(
+        &self,
+        identity: Identity,
+        jti: String,
+        iat: i64,
+    ) -> Result<IssuedJwt, JwtError> {
         let mut extra = identity.extra;
         extra.retain(|k, _| !RESERVED_CLAIMS.contains(&k.as_str()));
         let claims = Claims {
@@ -359,7 +374,7 @@ impl JwtCodec {
             provider: identity.provider,
             iat,
             exp: iat + self.lifetime_secs,
-            jti: random_token(16),
+            jti,
             name: identity.name,
             email: identity.email,
             avatar_url: identity.avatar_url,

@@ -20,7 +20,9 @@ use crate::provider::{FlowParams, Profile, Provider, ProviderError, RefreshWith,
 use crate::ratelimit::RateLimit;
 use crate::secret::Secret;
 use crate::sessions::RevocationList;
-use crate::store::{sign_in, LinkOutcome, LoginOptions, Store, StoreError, UnlinkOutcome};
+use crate::store::{
+    sign_in, LinkOutcome, LoginOptions, NewSession, Store, StoreError, UnlinkOutcome,
+};
 use crate::vault::Column;
 
 /// Errors of [`AuthService`]'s functions.
@@ -608,21 +610,38 @@ impl AuthService {
                 }
             };
         }
+        // The JWT's session is recorded with the login, in one transaction (one statement for a
+        // returning user on PostgreSQL).
+        let (jti, iat, expires_at) = self.jwt.next_session();
+        let session = NewSession {
+            jti: jti.clone(),
+            created_at: iat,
+            expires_at,
+        };
         let (user, _created) = self
             .store
-            .upsert_login(provider, &profile, &tokens, entry.options, &*self.policy)
+            .upsert_login(
+                provider,
+                &profile,
+                &tokens,
+                entry.options,
+                &*self.policy,
+                &session,
+            )
             .await
             .map_err(LoginError::Store)?;
-        let jwt = self
-            .issue_recorded(Identity {
-                sub: user.id.to_string(),
-                provider: Some(provider.to_owned()),
-                name: user.name.clone(),
-                email: user.email.clone(),
-                avatar_url: user.avatar_url.clone(),
-                extra: self.policy.extra_claims(&user, provider),
-            })
-            .await?;
+        let identity = Identity {
+            sub: user.id.to_string(),
+            provider: Some(provider.to_owned()),
+            name: user.name.clone(),
+            email: user.email.clone(),
+            avatar_url: user.avatar_url.clone(),
+            extra: self.policy.extra_claims(&user, provider),
+        };
+        let jwt = self.jwt.issue_as(identity, jti, iat).map_err(|e| {
+            log::error!("social_auth: {e}");
+            LoginError::Token
+        })?;
         Ok(Some(jwt))
     }
 }

@@ -128,6 +128,33 @@ pub(crate) struct LoginOptions {
     pub link_by_verified_email: bool,
 }
 
+/// The session of a JWT a login is about to issue, recorded with the login itself.
+#[derive(Debug, Clone)]
+pub(crate) struct NewSession {
+    pub jti: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+async fn insert_session(
+    conn: &mut sqlx::AnyConnection,
+    session: &NewSession,
+    user_id: i64,
+    provider: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sessions (jti, sub, provider, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&session.jti)
+    .bind(user_id.to_string())
+    .bind(provider)
+    .bind(session.created_at)
+    .bind(session.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Case-insensitive, Unicode-normalised form of an email, for matching only.
 pub(crate) fn email_key(email: &str) -> String {
     email
@@ -238,6 +265,7 @@ impl Store {
         tokens: &TokenSet,
         options: LoginOptions,
         policy: &dyn Policy,
+        session: &NewSession,
     ) -> Result<(User, bool), StoreError> {
         let (access, refresh) = self.seal_tokens(provider, &profile.social_id, tokens);
         let verified_key = profile
@@ -250,14 +278,18 @@ impl Store {
             // ping, the statement) where the transaction below takes five (the ping, BEGIN,
             // two UPDATEs, COMMIT). Atomic all the same. No row: a first login, for the
             // transaction below.
+            // The session of the JWT about to be issued is recorded by the same statement.
             let row: Option<UserRow> = sqlx::query_as(
                 "WITH account AS (UPDATE social_users SET token = $1, \
                  refresh_token = COALESCE($2, refresh_token), token_expires_at = $3, \
                  updated_at = $4, token_version = token_version + 1 \
-                 WHERE provider = $5 AND social_id = $6 RETURNING user_id) \
-                 UPDATE users SET name = $7, email = $8, email_key = $9, avatar_url = $10, \
-                 updated_at = $4 FROM account WHERE users.id = account.user_id \
-                 RETURNING users.id, users.name, users.email, users.avatar_url",
+                 WHERE provider = $5 AND social_id = $6 RETURNING user_id), \
+                 person AS (UPDATE users SET name = $7, email = $8, email_key = $9, \
+                 avatar_url = $10, updated_at = $4 FROM account WHERE users.id = account.user_id \
+                 RETURNING users.id, users.name, users.email, users.avatar_url), \
+                 session AS (INSERT INTO sessions (jti, sub, provider, created_at, expires_at) \
+                 SELECT $11, CAST(person.id AS TEXT), $5, $12, $13 FROM person) \
+                 SELECT id, name, email, avatar_url FROM person",
             )
             .bind(&access)
             .bind(&refresh)
@@ -269,6 +301,9 @@ impl Store {
             .bind(&profile.email)
             .bind(&verified_key)
             .bind(&profile.avatar_url)
+            .bind(&session.jti)
+            .bind(session.created_at)
+            .bind(session.expires_at)
             .fetch_optional(&self.pool)
             .await?;
             if let Some(row) = row {
@@ -305,6 +340,7 @@ impl Store {
                 .bind(user_id)
                 .fetch_one(&mut *tx)
                 .await?;
+                insert_session(&mut tx, session, row.0, provider).await?;
                 tx.commit().await?;
                 return Ok((user(row), false));
             }
@@ -370,6 +406,7 @@ impl Store {
                     return Err(StoreError::Hook(e));
                 }
             }
+            insert_session(&mut tx, session, user.id, provider).await?;
             tx.commit().await?;
             return Ok((user, created));
         }
