@@ -78,6 +78,23 @@ impl<'r> FromRequest<'r> for Throttle {
     }
 }
 
+impl Throttle {
+    /// Lets a login request through: 404 for a provider that is off, 429 over the rate limit.
+    fn admit(
+        &self,
+        service: &AuthService,
+        provider: &str,
+    ) -> Result<(), Result<LoginError, Status>> {
+        if service.provider(provider).is_none() {
+            return Err(Err(Status::NotFound));
+        }
+        match self.0 {
+            Some(wait) => Err(Ok(LoginError::RateLimited(wait))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Starts a flow (a login, or a link to `link_user`) and sends the browser to the provider.
 async fn start_flow(
     service: &AuthService,
@@ -112,12 +129,7 @@ async fn login(
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Result<LoginError, Status>> {
-    if service.provider(provider).is_none() {
-        return Err(Err(Status::NotFound));
-    }
-    if let Some(wait) = throttle.0 {
-        return Err(Ok(LoginError::RateLimited(wait)));
-    }
+    throttle.admit(service, provider)?;
     start_flow(service, provider, next, None, cookies).await
 }
 
@@ -193,12 +205,7 @@ async fn callback(
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Result<LoginError, Status>> {
-    if service.provider(provider).is_none() {
-        return Err(Err(Status::NotFound));
-    }
-    if let Some(wait) = throttle.0 {
-        return Err(Ok(LoginError::RateLimited(wait)));
-    }
+    throttle.admit(service, provider)?;
     let config = service.config();
     let flow = Flow::take(cookies, config.base_path(), provider, state.as_deref())
         .map_err(|e| Ok(LoginError::Flow(e)))?;
