@@ -538,32 +538,37 @@ impl Store {
         user_id: i64,
         provider: &str,
     ) -> Result<Option<StoredTokens>, StoreError> {
-        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT social_id, token, refresh_token FROM social_users WHERE user_id = $1 AND provider = $2",
-        )
-        .bind(user_id)
-        .bind(provider)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(social_id, access, refresh)| {
-            let id = RowId {
-                provider,
-                social_id: &social_id,
-            };
-            let open = |value: Option<String>, column| {
-                let value = value?;
-                let plain = self.vault.open(&value, column, id);
-                if plain.is_none() {
-                    log::warn!("social_auth: a stored {provider} token does not decrypt under the configured token_keys; treated as absent");
-                }
-                plain
-            };
-            StoredTokens {
-                access_token: open(access, Column::Token),
-                refresh_token: open(refresh, Column::RefreshToken),
-                social_id: social_id.clone(),
+        Ok(self
+            .refresh_state(user_id, provider)
+            .await?
+            .map(|state| state.tokens))
+    }
+
+    /// Decrypts a row's tokens; a value that does not decrypt is `None`.
+    fn open_tokens(
+        &self,
+        provider: &str,
+        social_id: String,
+        access: Option<String>,
+        refresh: Option<String>,
+    ) -> StoredTokens {
+        let id = RowId {
+            provider,
+            social_id: &social_id,
+        };
+        let open = |value: Option<String>, column| {
+            let value = value?;
+            let plain = self.vault.open(&value, column, id);
+            if plain.is_none() {
+                log::warn!("social_auth: a stored {provider} token does not decrypt under the configured token_keys; treated as absent");
             }
-        }))
+            plain
+        };
+        StoredTokens {
+            access_token: open(access, Column::Token),
+            refresh_token: open(refresh, Column::RefreshToken),
+            social_id: social_id.clone(),
+        }
     }
 
     /// Forgets one stored token: the access token (logout, or a Facebook token that can no
@@ -624,21 +629,24 @@ impl Store {
         user_id: i64,
         provider: &str,
     ) -> Result<Option<RefreshState>, StoreError> {
-        let Some(tokens) = self.tokens(user_id, provider).await? else {
-            return Ok(None);
-        };
-        let (version, lease_until): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT token_version, refresh_lease_until FROM social_users WHERE user_id = $1 AND provider = $2",
+        // One read: the tokens and the version they are at must belong together, or a lease
+        // taken at a newer version would send an older (rotated-away) refresh token.
+        type Row = (String, Option<String>, Option<String>, i64, Option<i64>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT social_id, token, refresh_token, token_version, refresh_lease_until \
+             FROM social_users WHERE user_id = $1 AND provider = $2",
         )
         .bind(user_id)
         .bind(provider)
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(Some(RefreshState {
-            tokens,
-            version,
-            leased: lease_until.is_some_and(|until| until >= now()),
-        }))
+        Ok(row.map(
+            |(social_id, access, refresh, version, lease_until)| RefreshState {
+                tokens: self.open_tokens(provider, social_id, access, refresh),
+                version,
+                leased: lease_until.is_some_and(|until| until >= now()),
+            },
+        ))
     }
 
     /// Takes the refresh lease of the account if nobody holds a live one and its tokens are
