@@ -134,7 +134,8 @@ fn sanitize(s: &str, max: usize) -> String {
     s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
-fn escape(s: &str) -> String {
+/// Escapes text for HTML (element content and quoted attributes).
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

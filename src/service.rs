@@ -422,13 +422,12 @@ impl AuthService {
                 // Another caller finished while we waited: its result is ours.
                 (Some(v), Some(_)) if v != state.version => return RefreshReply::Refreshed,
                 (Some(v), None) if v != state.version => return RefreshReply::Reauthenticate,
-                (_, None) => return RefreshReply::NoRefreshToken,
                 _ => {}
             }
-            first_version.get_or_insert(state.version);
             let Some(token) = token else {
                 return RefreshReply::NoRefreshToken;
             };
+            first_version.get_or_insert(state.version);
             if !state.leased {
                 match self
                     .store

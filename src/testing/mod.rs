@@ -26,6 +26,8 @@ use rocket::response::Responder;
 use rocket::serde::json::Value;
 use rocket::{Build, Rocket};
 
+use crate::error::escape as html_escape;
+
 mod facebook;
 mod github;
 mod oidc;
@@ -160,14 +162,6 @@ async fn serve(rocket: Rocket<Build>) -> Result<FakeServer, rocket::Error> {
             _ => panic!("the fake provider stopped before it started"),
         },
     }
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 /// `redirect_uri` with `pairs` added to its query, and `fragment` if any.
