@@ -63,6 +63,7 @@ url = "sqlite://${join(dir, 'interop.sqlite')}?mode=rwc"
 [default.social_auth]
 public_url = "${app}"
 expose_refresh_token = true
+session_exposes_jwt = true
 
 [default.social_auth.jwt]
 secret = "${JWT_SECRET}"

@@ -25,6 +25,14 @@ pub(crate) const RESERVED_NAMES: &[&str] = &[
     "me",
 ];
 
+/// The JWT secret of the repository's own `Rocket.toml` (its debug profile): published, so
+/// refused in every profile but `debug`.
+pub(crate) const PUBLISHED_JWT_SECRET: &str = "development-only-secret-do-not-use-in-production";
+
+/// The only profile in which the development provider, the published JWT secret and a
+/// missing `token_keys` are allowed.
+const DEVELOPMENT_PROFILE: &str = "debug";
+
 /// The `[default.social_auth]` table of `Rocket.toml`.
 ///
 /// Every field but `jwt` has a default. Values can be overridden per profile
@@ -94,6 +102,11 @@ pub struct Config {
     /// browser. Default `false`: a refresh token belongs on the server.
     #[serde(default)]
     pub expose_refresh_token: bool,
+    /// Put the raw JWT in the body of `GET {base}/session` (as `jwt`), for a client that
+    /// sends it as `Authorization: Bearer`. Default `false`: with it on, a script injected
+    /// into the app's pages (XSS) can read a lasting token despite the cookie being HttpOnly.
+    #[serde(default)]
+    pub session_exposes_jwt: bool,
     /// How JWTs are signed and what they claim.
     pub jwt: JwtConfig,
     /// One table per enabled provider, keyed by its name (the `<provider>` of the routes).
@@ -335,8 +348,10 @@ impl Config {
     }
 
     /// Checks every value and resolves the providers. `profile` is Rocket's profile: the
-    /// development provider is refused in `release`.
+    /// development provider, the published JWT secret and a missing `token_keys` are allowed
+    /// only in `debug`.
     pub(crate) fn validate(&self, profile: &Profile) -> Result<Vec<ResolvedProvider>, ConfigError> {
+        let development = profile.as_str() == DEVELOPMENT_PROFILE;
         let key = |k: &str| format!("social_auth.{k}");
         if !self.base.starts_with('/')
             || self.base.contains("//")
@@ -374,6 +389,20 @@ impl Config {
             ));
         }
         self.jwt.validate()?;
+        if !development
+            && self
+                .jwt
+                .secret
+                .as_ref()
+                .is_some_and(|s| s.expose() == PUBLISHED_JWT_SECRET)
+        {
+            return Err(ConfigError::new(
+                key("jwt.secret"),
+                format!(
+                    "is the development secret published in this crate's Rocket.toml, which anyone can sign tokens with: it is refused outside the debug profile (this is `{profile}`); set your own, e.g. from `openssl rand -base64 48`"
+                ),
+            ));
+        }
         if self.revocation_cache_secs == 0 {
             return Err(ConfigError::new(
                 key("revocation_cache_secs"),
@@ -400,13 +429,22 @@ impl Config {
         let resolved = self
             .providers
             .iter()
-            .map(|(name, p)| p.resolve(name, profile))
+            .map(|(name, p)| p.resolve(name, profile, &public))
             .collect::<Result<Vec<_>, _>>()?;
-        if self.token_keys.is_empty() && !self.providers.is_empty() && profile.as_str() == "release"
-        {
+        let mut dev = resolved.iter().filter(|p| p.kind == ProviderKind::Dev);
+        if let (Some(first), Some(second)) = (dev.next(), dev.next()) {
+            return Err(ConfigError::new(
+                key(&format!("providers.{}", second.name)),
+                format!(
+                    "is a second development provider (`{}` is one already): configure one at most",
+                    first.name
+                ),
+            ));
+        }
+        if self.token_keys.is_empty() && !self.providers.is_empty() && !development {
             return Err(ConfigError::new(
                 key("token_keys"),
-                "is required in the release profile when a provider is configured (it encrypts provider tokens at rest): \"<kid>:<base64 of 32 random bytes>\", e.g. from `openssl rand -base64 32`",
+                format!("is required when a provider is configured in every profile but debug (this is `{profile}`): it encrypts provider tokens at rest: \"<kid>:<base64 of 32 random bytes>\", e.g. from `openssl rand -base64 32`"),
             ));
         }
         Ok(resolved)
@@ -462,7 +500,12 @@ impl JwtConfig {
 }
 
 impl ProviderConfig {
-    fn resolve(&self, name: &str, profile: &Profile) -> Result<ResolvedProvider, ConfigError> {
+    fn resolve(
+        &self,
+        name: &str,
+        profile: &Profile,
+        public_url: &Url,
+    ) -> Result<ResolvedProvider, ConfigError> {
         let key = |k: &str| format!("social_auth.providers.{name}{k}");
         let valid_name = !name.is_empty()
             && name.len() <= 40
@@ -497,10 +540,16 @@ impl ProviderConfig {
                 )),
             };
         if kind == ProviderKind::Dev {
-            if profile.as_str() == "release" {
+            if profile.as_str() != DEVELOPMENT_PROFILE {
                 return Err(ConfigError::new(
                     key(""),
-                    "is the development provider, which signs in anyone: it is refused in the release profile",
+                    format!("is the development provider, which signs in anyone: it is allowed only in the debug profile (this is `{profile}`)"),
+                ));
+            }
+            if !is_loopback(public_url) {
+                return Err(ConfigError::new(
+                    key(""),
+                    format!("is the development provider, which signs in anyone: it is allowed only when `social_auth.public_url` is a loopback address (this is `{public_url}`)"),
                 ));
             }
             // Its URLs are the app's own; filled in by the fairing.

@@ -183,11 +183,19 @@ impl Fairing for SocialAuthFairing {
         };
         let mut rocket = rocket;
         let mut providers: BTreeMap<String, ProviderEntry> = BTreeMap::new();
+        // Whose `email_verified` may link accounts: the providers trusted for it that vouch.
+        let trusted_vouchers: Arc<[String]> = resolved
+            .iter()
+            .filter(|p| p.link_by_verified_email && p.kind != ProviderKind::Dev)
+            .map(|p| p.name.clone())
+            .collect();
         for provider in resolved {
             let name = provider.name.clone();
             let callback = config.callback_url(&name);
             let options = LoginOptions {
                 link_by_verified_email: provider.link_by_verified_email,
+                vouches: provider.kind != ProviderKind::Dev,
+                trusted_vouchers: trusted_vouchers.clone(),
             };
             let client: Box<dyn Provider> = match provider.kind {
                 ProviderKind::Github => Box::new(Github::new(&provider, &callback, http.clone())),

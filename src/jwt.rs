@@ -55,9 +55,46 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// The numeric user id of a social login (`None` when `sub` is not a number).
+    /// The user id (`users.id`) of a **social** session: `None` for a token without a
+    /// `provider` claim (an app's own, Local, login) whatever its `sub` says, and `None` unless
+    /// `sub` is canonical decimal (`[1-9][0-9]*` within `i64`: not `"+7"`, `"007"` or `" 7"`).
+    ///
+    /// Every route and helper that acts on a user's social accounts (link, unlink, refresh,
+    /// the provider tokens) takes the user from here, so that an app's own token for a user
+    /// named `"7"` can never act as social user 7.
+    ///
+    /// ```
+    /// use rocket_social_auth::Claims;
+    ///
+    /// let social: Claims = serde_json::from_value(serde_json::json!({
+    ///     "sub": "7", "role": "web_user", "provider": "github",
+    ///     "iat": 0, "exp": 1, "jti": "j"
+    /// })).unwrap();
+    /// assert_eq!(social.user_id(), Some(7));
+    ///
+    /// let mut local = social.clone();
+    /// local.provider = None;
+    /// assert_eq!(local.user_id(), None, "a Local token is never a social user");
+    ///
+    /// let mut padded = social.clone();
+    /// padded.sub = "+7".into();
+    /// assert_eq!(padded.user_id(), None, "only canonical decimal");
+    /// ```
     pub fn user_id(&self) -> Option<i64> {
-        self.sub.parse().ok()
+        self.provider.as_ref()?;
+        canonical_user_id(&self.sub)
+    }
+}
+
+/// `sub` as a user id when it is canonical decimal: `[1-9][0-9]*`, within `i64`.
+pub(crate) fn canonical_user_id(sub: &str) -> Option<i64> {
+    let bytes = sub.as_bytes();
+    let canonical =
+        matches!(bytes.first(), Some(b'1'..=b'9')) && bytes.iter().all(u8::is_ascii_digit);
+    if canonical {
+        sub.parse().ok()
+    } else {
+        None
     }
 }
 
@@ -577,6 +614,31 @@ mod tests {
             cache.get(TokenSource::Bearer, &last).is_some(),
             "the newest stays"
         );
+    }
+
+    #[test]
+    fn only_canonical_decimal_is_a_user_id() {
+        for ok in ["1", "7", "583231", "9223372036854775807"] {
+            assert_eq!(canonical_user_id(ok), ok.parse().ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "0",
+            "+7",
+            "-7",
+            "007",
+            " 7",
+            "7 ",
+            "7\n",
+            "0x7",
+            "7.0",
+            "1e3",
+            "\u{0667}",
+            "9223372036854775808",
+            "99999999999999999999",
+        ] {
+            assert_eq!(canonical_user_id(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

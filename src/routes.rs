@@ -2,13 +2,14 @@
 
 use rocket::http::{CookieJar, Status};
 use rocket::request::{FromRequest, Outcome, Request};
-use rocket::response::Redirect;
+use rocket::response::{self, Redirect, Responder};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, post, routes, Route, State};
 
 use crate::error::LoginError;
 use crate::flow::{is_local_path, Flow};
 use crate::guard::{resolve, SocialAuth};
+use crate::jwt::Claims;
 use crate::provider::FlowParams;
 use crate::service::{AuthService, RefreshReply, TokenReply, UnlinkReply};
 
@@ -58,6 +59,56 @@ impl<'r> FromRequest<'r> for CrossSite {
             (None, _) => false,
         };
         Outcome::Success(CrossSite(fetch_site || foreign_origin))
+    }
+}
+
+/// Whether a request proves that it comes from our own site, as a state-changing `GET` must:
+/// `Sec-Fetch-Site` is `same-origin`, `same-site` or `none` (typed in the address bar, a
+/// bookmark), or, from a browser that does not send it, the `Origin` or `Referer` is
+/// `public_url`. A request with none of these proves nothing (unlike [`CrossSite`], which
+/// lets non-browser clients through on `POST`).
+pub(crate) struct OwnSite(pub bool);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for OwnSite {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let headers = request.headers();
+        let own = match headers.get_one("Sec-Fetch-Site") {
+            // The browser's own word decides when it gives it.
+            Some(site) => ["same-origin", "same-site", "none"]
+                .iter()
+                .any(|s| site.eq_ignore_ascii_case(s)),
+            None => request
+                .rocket()
+                .state::<AuthService>()
+                .is_some_and(|service| {
+                    let origin = service.config().public_origin();
+                    let from_origin = headers
+                        .get_one("Origin")
+                        .is_some_and(|o| o.eq_ignore_ascii_case(origin));
+                    let from_referer = headers.get_one("Referer").is_some_and(|r| {
+                        r.get(..origin.len())
+                            .is_some_and(|head| head.eq_ignore_ascii_case(origin))
+                            && matches!(r.as_bytes().get(origin.len()), None | Some(b'/'))
+                    });
+                    from_origin || from_referer
+                }),
+        };
+        Outcome::Success(OwnSite(own))
+    }
+}
+
+/// A response with `Cache-Control: no-store`: every answer that carries a token (a JWT, a
+/// provider token, or the cookie that holds one) is kept out of caches.
+pub(crate) struct NoStore<R>(pub R);
+
+impl<'r, 'o: 'r, R: Responder<'r, 'o>> Responder<'r, 'o> for NoStore<R> {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'o> {
+        let mut response = self.0.respond_to(request)?;
+        response.set_raw_header("Cache-Control", "no-store");
+        Ok(response)
     }
 }
 
@@ -155,7 +206,7 @@ async fn link(
     if throttle.0.is_some() {
         return Err(refuse(Status::TooManyRequests, "rate_limited"));
     }
-    let Some(user_id) = auth.claims().and_then(|c| c.user_id()) else {
+    let Some(user_id) = auth.claims().and_then(Claims::user_id) else {
         return Err(refuse(Status::Unauthorized, ""));
     };
     match start_flow(service, provider, next, Some(user_id), cookies).await {
@@ -167,21 +218,27 @@ async fn link(
     }
 }
 
-/// `POST {base}/<provider>/unlink`: removes that identity, unless it is the last one.
+/// `POST {base}/<provider>/unlink`: removes that identity, unless it is the last one, and
+/// revokes the sessions signed in through it (this one too, whose cookie then goes).
 #[post("/<provider>/unlink")]
 async fn unlink(
     provider: &str,
     auth: SocialAuth,
     cross_site: CrossSite,
     service: &State<AuthService>,
+    cookies: &CookieJar<'_>,
 ) -> UnlinkReply {
     if cross_site.0 {
         return UnlinkReply::CrossSite;
     }
-    match auth.claims().and_then(|c| c.user_id()) {
-        Some(user_id) => service.unlink(user_id, provider).await,
-        None => UnlinkReply::SignedOut,
+    let Some(user_id) = auth.claims().and_then(Claims::user_id) else {
+        return UnlinkReply::SignedOut;
+    };
+    let reply = service.unlink(user_id, provider).await;
+    if reply == UnlinkReply::Unlinked && auth.provider() == Some(provider) {
+        service.remove_jwt_cookie(cookies);
     }
+    reply
 }
 
 /// `GET {base}/jwks.json`: the public keys that verify our tokens; 404 with an HMAC algorithm.
@@ -203,6 +260,37 @@ async fn callback(
     auth: SocialAuth,
     throttle: Throttle,
     service: &State<AuthService>,
+    cookies: &CookieJar<'_>,
+) -> NoStore<Result<Redirect, Result<LoginError, Status>>> {
+    NoStore(
+        finish_login(
+            provider,
+            code,
+            state,
+            error,
+            error_description,
+            iss,
+            auth,
+            throttle,
+            service,
+            cookies,
+        )
+        .await,
+    )
+}
+
+/// The callback's work: check the flow, exchange the code, sign in (or link).
+#[allow(clippy::too_many_arguments)]
+async fn finish_login(
+    provider: &str,
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+    iss: Option<String>,
+    auth: SocialAuth,
+    throttle: Throttle,
+    service: &AuthService,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Result<LoginError, Status>> {
     throttle.admit(service, provider)?;
@@ -240,8 +328,17 @@ async fn callback(
 }
 
 /// `GET {base}/session`: the signed-in user and token, for SPAs.
+///
+/// The raw `jwt` is in the body only with `session_exposes_jwt = true`.
 #[get("/session")]
-fn session(request_auth: SessionToken) -> Result<Json<Value>, (Status, Json<Value>)> {
+fn session(request_auth: SessionToken, service: &State<AuthService>) -> NoStore<JsonAnswer> {
+    NoStore(session_body(request_auth, service))
+}
+
+/// A JSON answer: 200, or another status with its JSON body.
+type JsonAnswer = Result<Json<Value>, (Status, Json<Value>)>;
+
+fn session_body(request_auth: SessionToken, service: &AuthService) -> JsonAnswer {
     let unauthenticated = || {
         (
             Status::Unauthorized,
@@ -253,7 +350,7 @@ fn session(request_auth: SessionToken) -> Result<Json<Value>, (Status, Json<Valu
     let id: Value = claims
         .user_id()
         .map_or_else(|| json!(claims.sub), |id| json!(id));
-    Ok(Json(json!({
+    let mut body = json!({
         "user": {
             "id": id,
             "name": claims.name,
@@ -261,9 +358,12 @@ fn session(request_auth: SessionToken) -> Result<Json<Value>, (Status, Json<Valu
             "avatar_url": claims.avatar_url,
         },
         "provider": claims.provider,
-        "jwt": token,
         "expires_at": claims.exp,
-    })))
+    });
+    if service.config().session_exposes_jwt {
+        body["jwt"] = json!(token);
+    }
+    Ok(Json(body))
 }
 
 /// The guard's answer and the token it read.
@@ -293,60 +393,55 @@ fn account(auth: &SocialAuth) -> Option<(i64, &str)> {
     }
 }
 
-/// `GET {base}/token`: the stored provider access token.
+/// `GET {base}/token`: the stored provider access token of the signed-in social account (a
+/// Local session has none: 401, as signed out).
 #[get("/token")]
-async fn token(auth: SocialAuth, service: &State<AuthService>) -> TokenReply {
-    if !auth.is_authenticated() {
-        return TokenReply::new("token", None, Status::Unauthorized);
-    }
-    match account(&auth) {
+async fn token(auth: SocialAuth, service: &State<AuthService>) -> NoStore<TokenReply> {
+    NoStore(match account(&auth) {
         Some((user_id, provider)) => service.get_token(user_id, provider).await,
-        None => TokenReply::new("token", None, Status::NotFound),
-    }
+        None => TokenReply::new("token", None, Status::Unauthorized),
+    })
 }
 
 /// `GET {base}/refresh_token` (only when exposed): the stored refresh token.
 #[get("/refresh_token")]
-async fn refresh_token(auth: SocialAuth, service: &State<AuthService>) -> TokenReply {
-    if !auth.is_authenticated() {
-        return TokenReply::new("refresh_token", None, Status::Unauthorized);
-    }
-    match account(&auth) {
+async fn refresh_token(auth: SocialAuth, service: &State<AuthService>) -> NoStore<TokenReply> {
+    NoStore(match account(&auth) {
         Some((user_id, provider)) => service.get_refresh_token(user_id, provider).await,
-        None => TokenReply::new("refresh_token", None, Status::NotFound),
-    }
+        None => TokenReply::new("refresh_token", None, Status::Unauthorized),
+    })
 }
 
+/// Refreshes the signed-in social user's tokens with `provider` (a Local session: 401, as
+/// signed out); `cross_site` has been decided by the method's rule.
 async fn refresh(
     provider: &str,
     auth: SocialAuth,
-    cross_site: CrossSite,
+    cross_site: bool,
     service: &AuthService,
-) -> Result<RefreshReply, Status> {
-    if service.provider(provider).is_none() {
-        return Err(Status::NotFound);
-    }
-    if cross_site.0 {
-        return Ok(RefreshReply::CrossSite);
-    }
-    let Some(claims) = auth.claims() else {
-        return Ok(RefreshReply::SignedOut);
-    };
-    match claims.user_id() {
-        Some(user_id) => Ok(service.refresh(user_id, provider).await),
-        None => Ok(RefreshReply::NoRefreshToken),
-    }
+) -> NoStore<Result<RefreshReply, Status>> {
+    NoStore(if service.provider(provider).is_none() {
+        Err(Status::NotFound)
+    } else if cross_site {
+        Ok(RefreshReply::CrossSite)
+    } else {
+        match auth.claims().and_then(Claims::user_id) {
+            Some(user_id) => Ok(service.refresh(user_id, provider).await),
+            None => Ok(RefreshReply::SignedOut),
+        }
+    })
 }
 
-/// `GET {base}/<provider>/refresh`.
+/// `GET {base}/<provider>/refresh`: only with proof that the request comes from our own
+/// site ([`OwnSite`]), else 403.
 #[get("/<provider>/refresh")]
 async fn refresh_get(
     provider: &str,
     auth: SocialAuth,
-    cross_site: CrossSite,
+    own_site: OwnSite,
     service: &State<AuthService>,
-) -> Result<RefreshReply, Status> {
-    refresh(provider, auth, cross_site, service).await
+) -> NoStore<Result<RefreshReply, Status>> {
+    refresh(provider, auth, !own_site.0, service).await
 }
 
 /// `POST {base}/<provider>/refresh`.
@@ -356,27 +451,38 @@ async fn refresh_post(
     auth: SocialAuth,
     cross_site: CrossSite,
     service: &State<AuthService>,
-) -> Result<RefreshReply, Status> {
-    refresh(provider, auth, cross_site, service).await
+) -> NoStore<Result<RefreshReply, Status>> {
+    refresh(provider, auth, cross_site.0, service).await
 }
 
+/// Signs the request's session out (unless `cross_site`) and sends the browser to
+/// `logout_url`. When the database refuses the revocation, the cookie is still removed and the
+/// session refused here at once (the write is retried), and the answer is 503.
 async fn logout(
     auth: SocialAuth,
-    cross_site: CrossSite,
+    cross_site: bool,
     service: &AuthService,
     cookies: &CookieJar<'_>,
-) -> Redirect {
+) -> Result<Redirect, (Status, Json<Value>)> {
     let target = Redirect::to(service.config().logout_url.clone());
-    if cross_site.0 {
-        return target;
-    }
-    if let Some(claims) = auth.claims() {
-        if let Err(e) = service.logout(claims).await {
-            log::error!("social_auth: logout could not be recorded: {e}");
-        }
+    if cross_site {
+        return Ok(target);
     }
     service.remove_jwt_cookie(cookies);
-    target
+    if let Some(claims) = auth.claims() {
+        if let Err(e) = service.logout(claims).await {
+            log::error!("social_auth: logout not recorded yet (retrying): {e}");
+            return Err(database_unavailable());
+        }
+    }
+    Ok(target)
+}
+
+fn database_unavailable() -> (Status, Json<Value>) {
+    (
+        Status::ServiceUnavailable,
+        Json(json!({"status": "database_unavailable"})),
+    )
 }
 
 /// `POST {base}/logout_all`: revokes every session of the signed-in user, then as logout.
@@ -391,35 +497,33 @@ async fn logout_all(
         return Err((Status::Forbidden, Json(json!({"status": "forbidden"}))));
     }
     if let Some(claims) = auth.claims() {
-        if let Err(e) = service.logout_all(&claims.sub).await {
+        if let Err(e) = service.logout_all(claims).await {
             log::error!("social_auth: logout_all failed: {e}");
-            return Err((
-                Status::ServiceUnavailable,
-                Json(json!({"status": "database_unavailable"})),
-            ));
+            return Err(database_unavailable());
         }
     }
-    Ok(logout(auth, CrossSite(false), service, cookies).await)
+    logout(auth, false, service, cookies).await
 }
 
-/// `GET {base}/logout`: 303 to `logout_url`; signs out unless cross-site.
+/// `GET {base}/logout`: 303 to `logout_url`; signs out only when the request proves it comes
+/// from our own site ([`OwnSite`]): a cross-site link or image cannot sign anybody out.
 #[get("/logout")]
 async fn logout_get(
     auth: SocialAuth,
-    cross_site: CrossSite,
+    own_site: OwnSite,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
-) -> Redirect {
-    logout(auth, cross_site, service, cookies).await
+) -> Result<Redirect, (Status, Json<Value>)> {
+    logout(auth, !own_site.0, service, cookies).await
 }
 
-/// `POST {base}/logout`.
+/// `POST {base}/logout`: signs out unless cross-site ([`CrossSite`]).
 #[post("/logout")]
 async fn logout_post(
     auth: SocialAuth,
     cross_site: CrossSite,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
-) -> Redirect {
-    logout(auth, cross_site, service, cookies).await
+) -> Result<Redirect, (Status, Json<Value>)> {
+    logout(auth, cross_site.0, service, cookies).await
 }

@@ -14,12 +14,12 @@ use crate::config::Config;
 use crate::error::LoginError;
 use crate::flow::Flow;
 use crate::guard::JWT_COOKIE;
-use crate::jwt::{Claims, Identity, IssuedJwt, JwtCodec, VerifiedCache};
+use crate::jwt::{canonical_user_id, Claims, Identity, IssuedJwt, JwtCodec, VerifiedCache};
 use crate::policy::Policy;
 use crate::provider::{FlowParams, Profile, Provider, ProviderError, RefreshWith, TokenSet};
 use crate::ratelimit::RateLimit;
 use crate::secret::Secret;
-use crate::sessions::RevocationList;
+use crate::sessions::{RevocationList, UnwrittenLogout, UnwrittenLogouts};
 use crate::store::{
     sign_in, LinkOutcome, LoginOptions, NewSession, Store, StoreError, UnlinkOutcome,
 };
@@ -41,6 +41,10 @@ pub enum Error {
     /// The configuration is invalid; the message names the key.
     #[error("{0}")]
     Config(String),
+    /// The identity cannot be issued a token: a `provider` with a `sub` that is not one of
+    /// our user ids (canonical decimal).
+    #[error("invalid identity: {0}")]
+    Identity(&'static str),
 }
 
 impl From<StoreError> for Error {
@@ -240,6 +244,7 @@ pub struct AuthService {
     providers: BTreeMap<String, ProviderEntry>,
     policy: Arc<dyn Policy>,
     revocations: Arc<RevocationList>,
+    unwritten: Arc<UnwrittenLogouts>,
     rate_limit: Option<Arc<RateLimit>>,
 }
 
@@ -272,6 +277,7 @@ impl AuthService {
             providers,
             policy,
             revocations: Arc::default(),
+            unwritten: Arc::default(),
             rate_limit,
         }
     }
@@ -306,8 +312,16 @@ impl AuthService {
     }
 
     /// Issues a JWT and records its session (so that logout can revoke it), e.g. for an app's
-    /// own login (`provider: None`).
+    /// own login (`provider: None`, read as [`SocialAuth::Local`](crate::SocialAuth::Local)).
+    ///
+    /// A token with a `provider` is a social session of user `sub`: `sub` must then be one of
+    /// our user ids in canonical decimal, else [`Error::Identity`].
     pub async fn issue_jwt(&self, identity: Identity) -> Result<IssuedJwt, Error> {
+        if identity.provider.is_some() && canonical_user_id(&identity.sub).is_none() {
+            return Err(Error::Identity(
+                "a token with a provider must have a user id (canonical decimal) as its sub",
+            ));
+        }
         self.issue_recorded(identity).await.map_err(|e| match e {
             LoginError::Store(e) => e.into(),
             _ => Error::Token,
@@ -508,29 +522,53 @@ impl AuthService {
     /// within `revocation_cache_secs`) and, for a social login, forgets the provider access
     /// token (the refresh token stays). Removing the cookie is the caller's part
     /// ([`remove_jwt_cookie`](Self::remove_jwt_cookie)).
+    ///
+    /// The session is refused on this instance at once, whatever the database says. When the
+    /// database refuses the write, the error says so and the write is retried in the
+    /// background (about every second) until it lands, after which other instances learn it
+    /// as usual; a retry still pending when this instance stops is lost.
     pub async fn logout(&self, claims: &Claims) -> Result<(), Error> {
         self.revocations.add([(claims.jti.clone(), claims.exp)]);
-        self.store.revoke_session(&claims.jti).await?;
-        if let (Some(user_id), Some(provider)) = (claims.user_id(), claims.provider.as_deref()) {
-            self.store
-                .clear_token(user_id, provider, Column::Token)
-                .await?;
+        let logout = UnwrittenLogout {
+            jti: claims.jti.clone(),
+            account: claims.user_id().zip(claims.provider.clone()),
+        };
+        if let Err(e) = write_logout(&self.store, &logout).await {
+            self.unwritten.push(logout);
+            return Err(e.into());
         }
         Ok(())
     }
 
-    /// Revokes every session of `sub` (logout everywhere); returns how many.
-    pub async fn logout_all(&self, sub: &str) -> Result<usize, Error> {
-        let revoked = self.store.revoke_all_sessions(sub).await?;
+    /// Revokes every session of the signed-in user (logout everywhere) and returns how many:
+    /// for a social session every social session of that user, for an app's own (Local)
+    /// session every Local session with the same `sub` — never the other kind.
+    pub async fn logout_all(&self, claims: &Claims) -> Result<usize, Error> {
+        let revoked = match claims.user_id() {
+            Some(user_id) => {
+                self.store
+                    .revoke_all_sessions(&user_id.to_string(), true)
+                    .await?
+            }
+            None if claims.provider.is_none() => {
+                self.store.revoke_all_sessions(&claims.sub, false).await?
+            }
+            // A social claim without a canonical user id was never issued by us.
+            None => Vec::new(),
+        };
         let n = revoked.len();
         self.revocations.add(revoked);
         Ok(n)
     }
 
-    /// Removes `user_id`'s identity with `provider`, unless it is the last one.
+    /// Removes `user_id`'s identity with `provider`, unless it is the last one, and revokes
+    /// every session that was signed in through it.
     pub async fn unlink(&self, user_id: i64, provider: &str) -> UnlinkReply {
         match self.store.unlink(user_id, provider).await {
-            Ok(UnlinkOutcome::Unlinked) => UnlinkReply::Unlinked,
+            Ok(UnlinkOutcome::Unlinked(revoked)) => {
+                self.revocations.add(revoked);
+                UnlinkReply::Unlinked
+            }
             Ok(UnlinkOutcome::NotLinked) => UnlinkReply::NotLinked,
             Ok(UnlinkOutcome::LastIdentity) => UnlinkReply::LastIdentity,
             Err(e) => {
@@ -550,6 +588,7 @@ impl AuthService {
         Upkeep {
             store: self.store.clone(),
             revocations: self.revocations.clone(),
+            unwritten: self.unwritten.clone(),
             rate_limit: self.rate_limit.clone(),
             every: std::time::Duration::from_secs(self.config.revocation_cache_secs),
         }
@@ -623,7 +662,7 @@ impl AuthService {
                 provider,
                 &profile,
                 &tokens,
-                entry.options,
+                &entry.options,
                 &*self.policy,
                 &session,
             )
@@ -651,6 +690,7 @@ impl AuthService {
 pub(crate) struct Upkeep {
     store: Store,
     revocations: Arc<RevocationList>,
+    unwritten: Arc<UnwrittenLogouts>,
     rate_limit: Option<Arc<RateLimit>>,
     every: std::time::Duration,
 }
@@ -664,8 +704,44 @@ impl Upkeep {
         }
     }
 
+    /// Writes the logouts the database refused, about every second while it still refuses,
+    /// until `shutdown` resolves.
+    pub(crate) async fn retry_logouts(
+        store: Store,
+        unwritten: Arc<UnwrittenLogouts>,
+        shutdown: rocket::Shutdown,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let mut failed = Vec::new();
+            for logout in unwritten.take() {
+                if let Err(e) = write_logout(&store, &logout).await {
+                    log::warn!("social_auth: a logout is still not recorded (retrying): {e}");
+                    failed.push(logout);
+                }
+            }
+            unwritten.requeue(failed);
+            let wait = if unwritten.is_empty() {
+                // Nothing to do until a logout fails.
+                std::time::Duration::from_secs(3600)
+            } else {
+                std::time::Duration::from_secs(1)
+            };
+            rocket::tokio::select! {
+                _ = &mut shutdown => return,
+                _ = unwritten.pushed() => {}
+                _ = rocket::tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
     /// Runs until `shutdown` resolves.
     pub(crate) async fn run(self, shutdown: rocket::Shutdown) {
+        rocket::tokio::spawn(Upkeep::retry_logouts(
+            self.store.clone(),
+            self.unwritten.clone(),
+            shutdown.clone(),
+        ));
         let purge_every = (60 / self.every.as_secs().max(1)).max(1);
         let mut shutdown = std::pin::pin!(shutdown);
         let mut tick: u64 = 0;
@@ -686,6 +762,15 @@ impl Upkeep {
             }
         }
     }
+}
+
+/// Records a logout: the session revoked, the provider access token forgotten.
+async fn write_logout(store: &Store, logout: &UnwrittenLogout) -> Result<(), StoreError> {
+    store.revoke_session(&logout.jti).await?;
+    if let Some((user_id, provider)) = &logout.account {
+        store.clear_token(*user_id, provider, Column::Token).await?;
+    }
+    Ok(())
 }
 
 fn store_status(e: StoreError) -> Status {

@@ -59,6 +59,58 @@ impl RevocationList {
     }
 }
 
+/// A logout that the database refused: the session to revoke and, for a social session, the
+/// account whose provider access token to forget.
+#[derive(Debug, Clone)]
+pub(crate) struct UnwrittenLogout {
+    pub jti: String,
+    pub account: Option<(i64, String)>,
+}
+
+/// The logouts waiting to be written (this instance already refuses their sessions).
+#[derive(Debug, Default)]
+pub(crate) struct UnwrittenLogouts {
+    queue: Mutex<Vec<UnwrittenLogout>>,
+    pushed: rocket::tokio::sync::Notify,
+}
+
+impl UnwrittenLogouts {
+    /// Queues a logout for the retry task and wakes it.
+    pub(crate) fn push(&self, logout: UnwrittenLogout) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(logout);
+        self.pushed.notify_one();
+    }
+
+    /// Puts back logouts that failed again, without waking the retry task.
+    pub(crate) fn requeue(&self, logouts: Vec<UnwrittenLogout>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(logouts);
+    }
+
+    /// Takes every queued logout.
+    pub(crate) fn take(&self) -> Vec<UnwrittenLogout> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Whether none is waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Resolves when a logout is queued (at once if one was queued since the last wait).
+    pub(crate) async fn pushed(&self) {
+        self.pushed.notified().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,9 +98,10 @@ pub(crate) enum LinkOutcome {
 }
 
 /// What unlinking did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum UnlinkOutcome {
-    Unlinked,
+    /// Removed; the sessions signed in through it (jti, expiry) are revoked.
+    Unlinked(Vec<(String, i64)>),
     NotLinked,
     LastIdentity,
 }
@@ -123,9 +124,16 @@ pub struct ReencryptReport {
 }
 
 /// Options of a login that come from the provider's configuration.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct LoginOptions {
+    /// Link a new identity to the user with the same verified email (when trusted, below).
     pub link_by_verified_email: bool,
+    /// Whether this provider's `email_verified` is recorded as vouching for the email (never
+    /// for the development provider, which signs in anyone under any address).
+    pub vouches: bool,
+    /// The providers whose vouching is trusted for linking: every provider configured with
+    /// `link_by_verified_email = true` that vouches.
+    pub trusted_vouchers: Arc<[String]>,
 }
 
 /// The session of a JWT a login is about to issue, recorded with the login itself.
@@ -263,16 +271,19 @@ impl Store {
         provider: &str,
         profile: &Profile,
         tokens: &TokenSet,
-        options: LoginOptions,
+        options: &LoginOptions,
         policy: &dyn Policy,
         session: &NewSession,
     ) -> Result<(User, bool), StoreError> {
         let (access, refresh) = self.seal_tokens(provider, &profile.social_id, tokens);
+        // The key is recorded with the provider that vouched for it: linking trusts it only
+        // while that provider is trusted for linking.
         let verified_key = profile
             .email
             .as_deref()
-            .filter(|_| profile.email_verified)
+            .filter(|_| profile.email_verified && options.vouches)
             .map(email_key);
+        let voucher = verified_key.as_ref().map(|_| provider);
         if self.postgres {
             // A returning user (most logins) in one statement: two round trips (the pool's
             // ping, the statement) where the transaction below takes five (the ping, BEGIN,
@@ -285,6 +296,7 @@ impl Store {
                  updated_at = $4, token_version = token_version + 1 \
                  WHERE provider = $5 AND social_id = $6 RETURNING user_id), \
                  person AS (UPDATE users SET name = $7, email = $8, email_key = $9, \
+                 email_vouched_by = $14, \
                  avatar_url = $10, updated_at = $4 FROM account WHERE users.id = account.user_id \
                  RETURNING users.id, users.name, users.email, users.avatar_url), \
                  session AS (INSERT INTO sessions (jti, sub, provider, created_at, expires_at) \
@@ -304,6 +316,7 @@ impl Store {
             .bind(&session.jti)
             .bind(session.created_at)
             .bind(session.expires_at)
+            .bind(voucher)
             .fetch_optional(&self.pool)
             .await?;
             if let Some(row) = row {
@@ -330,7 +343,8 @@ impl Store {
             if let Some((user_id,)) = existing {
                 let row: UserRow = sqlx::query_as(
                     "UPDATE users SET name = $1, email = $2, email_key = $3, avatar_url = $4, \
-                     updated_at = $5 WHERE id = $6 RETURNING id, name, email, avatar_url",
+                     updated_at = $5, email_vouched_by = $7 WHERE id = $6 \
+                     RETURNING id, name, email, avatar_url",
                 )
                 .bind(&profile.name)
                 .bind(&profile.email)
@@ -338,17 +352,31 @@ impl Store {
                 .bind(&profile.avatar_url)
                 .bind(now)
                 .bind(user_id)
+                .bind(voucher)
                 .fetch_one(&mut *tx)
                 .await?;
                 insert_session(&mut tx, session, row.0, provider).await?;
                 tx.commit().await?;
                 return Ok((user(row), false));
             }
-            // A new identity: an existing user by verified email (opt-in), or a new user.
+            // A new identity: an existing user by verified email (opt-in), or a new user. Only
+            // when both this provider and the one that vouched for the stored key are trusted
+            // for linking, and only one user has the address.
             let mut linked_to: Option<UserRow> = None;
-            if let (true, Some(key)) = (options.link_by_verified_email, &verified_key) {
-                let candidates: Vec<UserRow> = sqlx::query_as(
-                    "SELECT id, name, email, avatar_url FROM users u WHERE email_key = $1 \
+            let trusted = |p: &str| options.trusted_vouchers.iter().any(|t| t == p);
+            if let (true, Some(key)) = (
+                options.link_by_verified_email && trusted(provider),
+                &verified_key,
+            ) {
+                type Candidate = (
+                    i64,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                );
+                let candidates: Vec<Candidate> = sqlx::query_as(
+                    "SELECT id, name, email, avatar_url, email_vouched_by FROM users u WHERE email_key = $1 \
                      AND NOT EXISTS (SELECT 1 FROM social_users s WHERE s.user_id = u.id AND s.provider = $2) \
                      LIMIT 2",
                 )
@@ -356,8 +384,10 @@ impl Store {
                 .bind(provider)
                 .fetch_all(&mut *tx)
                 .await?;
-                if let [only] = candidates.as_slice() {
-                    linked_to = Some(only.clone());
+                if let [(id, name, email, avatar, Some(voucher))] = candidates.as_slice() {
+                    if trusted(voucher) {
+                        linked_to = Some((*id, name.clone(), email.clone(), avatar.clone()));
+                    }
                 }
             }
             let created = linked_to.is_none();
@@ -365,14 +395,16 @@ impl Store {
                 Some(row) => row,
                 None => {
                     sqlx::query_as(
-                        "INSERT INTO users (name, email, email_key, avatar_url, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id, name, email, avatar_url",
+                        "INSERT INTO users (name, email, email_key, avatar_url, created_at, updated_at, \
+                         email_vouched_by) VALUES ($1, $2, $3, $4, $5, $5, $6) \
+                         RETURNING id, name, email, avatar_url",
                     )
                     .bind(&profile.name)
                     .bind(&profile.email)
                     .bind(&verified_key)
                     .bind(&profile.avatar_url)
                     .bind(now)
+                    .bind(voucher)
                     .fetch_one(&mut *tx)
                     .await?
                 }
@@ -498,7 +530,8 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Removes `user_id`'s identity with `provider`, unless it is the last one.
+    /// Removes `user_id`'s identity with `provider`, unless it is the last one, and revokes
+    /// every live session signed in through it (in the same transaction).
     pub(crate) async fn unlink(
         &self,
         user_id: i64,
@@ -526,7 +559,18 @@ impl Store {
                 .bind(provider)
                 .execute(&mut *tx)
                 .await?;
-            UnlinkOutcome::Unlinked
+            // A user has one identity per provider: its sign-ins are the sessions of this
+            // user with this provider.
+            let revoked: Vec<(String, i64)> = sqlx::query_as(
+                "UPDATE sessions SET revoked_at = $1 WHERE sub = $2 AND provider = $3 \
+                 AND revoked_at IS NULL AND expires_at > $1 RETURNING jti, expires_at",
+            )
+            .bind(now())
+            .bind(user_id.to_string())
+            .bind(provider)
+            .fetch_all(&mut *tx)
+            .await?;
+            UnlinkOutcome::Unlinked(revoked)
         };
         tx.commit().await?;
         Ok(outcome)
@@ -732,17 +776,25 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes every live session of `sub`; returns them (jti, expiry).
+    /// Revokes every live session of `sub` in one namespace: social sessions (those with a
+    /// provider: `sub` is a user id) or the app's own Local ones (no provider), never both — a
+    /// Local user named `"7"` is not social user 7. Returns them (jti, expiry).
     pub(crate) async fn revoke_all_sessions(
         &self,
         sub: &str,
+        social: bool,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let _turn = self.write_turn().await?;
         let now = now();
-        Ok(sqlx::query_as(
-            "UPDATE sessions SET revoked_at = $1 WHERE sub = $2 AND revoked_at IS NULL \
-             AND expires_at > $1 RETURNING jti, expires_at",
-        )
+        let namespace = if social {
+            "provider IS NOT NULL"
+        } else {
+            "provider IS NULL"
+        };
+        Ok(sqlx::query_as(&format!(
+            "UPDATE sessions SET revoked_at = $1 WHERE sub = $2 AND {namespace} \
+             AND revoked_at IS NULL AND expires_at > $1 RETURNING jti, expires_at"
+        ))
         .bind(now)
         .bind(sub)
         .fetch_all(&self.pool)

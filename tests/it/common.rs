@@ -353,6 +353,11 @@ pub async fn json(response: LocalResponse<'_>) -> serde_json::Value {
     serde_json::from_str(&body).unwrap_or_else(|_| panic!("JSON body, got {body:?}"))
 }
 
+/// `Sec-Fetch-Site: same-origin`, as a browser sends it on a request from our own pages.
+pub fn same_origin() -> Header<'static> {
+    Header::new("Sec-Fetch-Site", "same-origin")
+}
+
 /// `Accept: application/json`.
 pub fn accept_json() -> Header<'static> {
     Header::new("Accept", "application/json")
@@ -371,11 +376,17 @@ pub fn claims(token: &str) -> serde_json::Value {
     .claims
 }
 
-/// The JWT of the signed-in session of `client`.
+/// The JWT of the signed-in session of `client`, as its private cookie holds it (after
+/// checking that `/auth/session` sees the session).
 pub async fn session_jwt(client: &Client) -> String {
     let response = client.get("/auth/session").dispatch().await;
     assert_eq!(response.status(), Status::Ok);
-    json(response).await["jwt"].as_str().unwrap().to_owned()
+    client
+        .cookies()
+        .get_private("jwt")
+        .expect("the jwt cookie")
+        .value()
+        .to_owned()
 }
 
 /// The plain provider access token of the session of `client`, from `GET /auth/token`.

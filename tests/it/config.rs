@@ -82,7 +82,25 @@ fn run_demo(toml: &str, env: &[(&str, &str)]) -> (i32, String) {
     for (k, v) in env {
         command.env(k, v);
     }
-    let child = command.output().expect("the demo runs");
+    // A configuration that should fail but launches must fail the test, not hang it.
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the demo runs");
+    let started = std::time::Instant::now();
+    while child
+        .try_wait()
+        .expect("the demo can be waited for")
+        .is_none()
+    {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let child = child.wait_with_output().expect("the demo's output");
     let _ = std::fs::remove_dir_all(&dir);
     let output = format!(
         "{}{}",
@@ -151,4 +169,81 @@ fn the_binary_refuses_the_dev_provider_in_release() {
         "{output}"
     );
     assert!(!output.contains("panicked"), "{output}");
+}
+
+/// The development allowances (the `dev` provider, the JWT secret published in this
+/// repository's Rocket.toml, running without `token_keys`) hold only in the `debug` profile,
+/// and the dev provider only on a loopback `public_url`; each refusal names its key.
+#[test]
+fn development_allowances_stay_in_debug() {
+    const SECRET: &str =
+        "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n";
+    const KEYS: &str =
+        "[default.social_auth]\ntoken_keys = [\"t1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"]\n";
+    const DEV: &str = "[default.social_auth.providers.dev]\nkind = \"dev\"\n";
+    const GITHUB: &str =
+        "[default.social_auth.providers.github]\nclient_id = \"a\"\nclient_secret = \"b\"\n";
+    let published = format!(
+        "[default.social_auth.jwt]\nsecret = \"{}\"\nrole = \"r\"\n",
+        "development-only-secret-do-not-use-in-production"
+    );
+    let cases: Vec<(String, Option<&str>, &str)> = vec![
+        (
+            format!("{SECRET}{KEYS}{DEV}"),
+            Some("production"),
+            "social_auth.providers.dev",
+        ),
+        (
+            format!("{SECRET}{KEYS}{DEV}"),
+            Some("staging"),
+            "social_auth.providers.dev",
+        ),
+        (
+            format!(
+                "{SECRET}{DEV}[default.social_auth]\npublic_url = \"https://app.example.com\"\n"
+            ),
+            None,
+            "social_auth.providers.dev",
+        ),
+        (
+            format!("{SECRET}{GITHUB}"),
+            Some("staging"),
+            "social_auth.token_keys",
+        ),
+        (
+            format!("{published}{KEYS}"),
+            Some("production"),
+            "social_auth.jwt.secret",
+        ),
+        (
+            format!("{SECRET}{DEV}[default.social_auth.providers.dev2]\nkind = \"dev\"\n"),
+            None,
+            "social_auth.providers.dev2",
+        ),
+    ];
+    for (toml, profile, key) in cases {
+        let mut env = vec![("ROCKET_SECRET_KEY", SECRET_KEY)];
+        if let Some(profile) = profile {
+            env.push(("ROCKET_PROFILE", profile));
+        }
+        let (code, output) = run_demo(&toml, &env);
+        assert_ne!(code, 0, "{key} in {profile:?}: {output}");
+        assert!(output.contains(key), "{key} is named: {output}");
+        assert!(!output.contains("panicked"), "{key}: no panic: {output}");
+    }
+    // In debug the published secret and a missing token_keys are allowed (the quick start).
+    let db = rocket::tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    db.block_on(async {
+        let db = TestDb::sqlite().await;
+        let figment = figment(&db.url, "http://127.0.0.1:9", "")
+            .merge(("social_auth.token_keys", Vec::<String>::new()))
+            .merge((
+                "social_auth.jwt.secret",
+                "development-only-secret-do-not-use-in-production",
+            ));
+        assert!(rocket(figment).ignite().await.is_ok());
+    });
 }

@@ -19,7 +19,7 @@ impl Drop for Demo {
     }
 }
 
-fn hidden_inputs(page: &str) -> Vec<(String, String)> {
+pub(crate) fn hidden_inputs(page: &str) -> Vec<(String, String)> {
     page.split("<input type=\"hidden\" ")
         .skip(1)
         .map(|s| {

@@ -672,6 +672,16 @@ async fn client_input(fuzz: Arc<Fuzz>, input: Input) -> Result<(), TestCaseError
             .origin
             .as_deref()
             .is_some_and(|o| !o.eq_ignore_ascii_case(PUBLIC_ORIGIN));
+    // What a state-changing GET needs: the browser's word that it comes from our own site.
+    let own_site = match input.sec_fetch_site.as_deref() {
+        Some(v) => ["same-origin", "same-site", "none"]
+            .iter()
+            .any(|s| v.eq_ignore_ascii_case(s)),
+        None => input
+            .origin
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case(PUBLIC_ORIGIN)),
+    };
     let expect = |expected: Status| -> Result<(), TestCaseError> {
         prop_assert_eq!(status, expected, "{:?}", input);
         Ok(())
@@ -711,7 +721,7 @@ async fn client_input(fuzz: Arc<Fuzz>, input: Input) -> Result<(), TestCaseError
             }
         }
         Target::Logout { .. } => expect(Status::SeeOther)?,
-        Target::Refresh { .. } => expect(if cross_site {
+        Target::Refresh { post } => expect(if (*post && cross_site) || (!*post && !own_site) {
             Status::Forbidden
         } else if signed_in {
             Status::NotFound

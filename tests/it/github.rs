@@ -84,7 +84,7 @@ async fn happy_path_signs_in_and_stores_user(db: TestDb) {
     assert_eq!(session["user"]["name"], "The Octocat");
     assert_eq!(session["user"]["email"], "octocat@github.example");
     assert_eq!(session["provider"], "github");
-    let claims = claims(session["jwt"].as_str().unwrap());
+    let claims = claims(&session_jwt(client).await);
     assert_eq!(claims["sub"], id.to_string());
     assert_eq!(claims["role"], "web_user");
     assert_eq!(claims["provider"], "github");

@@ -171,8 +171,8 @@ async fn app_issued_token_is_local() {
         .await;
     assert_eq!(
         r.status(),
-        Status::NotFound,
-        "a local login has no provider token"
+        Status::Unauthorized,
+        "a local login has no provider token: it is answered as signed out"
     );
     let r = app
         .client

@@ -78,6 +78,7 @@ url = "{db}"
 [default.social_auth]
 public_url = "{public}"
 token_keys = ["{TOKEN_KEY}"]
+session_exposes_jwt = true
 revocation_cache_secs = 1
 http_timeout_secs = 5
 [default.social_auth.jwt]

@@ -9,6 +9,7 @@ mod faults;
 mod fuzz;
 mod github;
 mod guard;
+mod hardening;
 mod instances;
 mod oidc;
 mod refresh;

@@ -306,9 +306,13 @@ async fn keys_rotate_and_google_quirks() {
 #[rocket::async_test]
 async fn string_email_verified_counts_for_linking() {
     let g = google().await;
+    // Both providers trusted for linking: GitHub vouched for the stored address.
     let app = TestApp::start_with(
         TestDb::sqlite().await,
-        &google_toml(&g, "link_by_verified_email = true\n"),
+        &format!(
+            "{}[social_auth.providers.github]\nlink_by_verified_email = true\n",
+            google_toml(&g, "link_by_verified_email = true\n")
+        ),
     )
     .await;
     app.login(&app.client).await; // octocat@github.example via GitHub

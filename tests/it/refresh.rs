@@ -29,7 +29,8 @@ async fn row(db: &TestDb) -> (Option<String>, Option<String>) {
 }
 
 async fn session_and_token_routes(db: TestDb) {
-    let app = TestApp::start(db).await;
+    // The raw JWT in /auth/session is opt-in (hardening item 9).
+    let app = TestApp::start_with(db, "[social_auth]\nsession_exposes_jwt = true\n").await;
     let r = app.client.get("/auth/session").dispatch().await;
     assert_eq!(r.status(), Status::Unauthorized);
     let r = app.client.get("/auth/token").dispatch().await;
@@ -141,7 +142,14 @@ async fn refresh_rotates_and_stores(db: TestDb) {
     for method in ["POST", "GET"] {
         let r = match method {
             "POST" => app.client.post("/auth/github/refresh").dispatch().await,
-            _ => app.client.get("/auth/github/refresh").dispatch().await,
+            // A browser's same-origin fetch (a state-changing GET needs the proof).
+            _ => {
+                app.client
+                    .get("/auth/github/refresh")
+                    .header(same_origin())
+                    .dispatch()
+                    .await
+            }
         };
         assert_eq!(r.status(), Status::Ok, "{method}");
         assert_eq!(json(r).await, serde_json::json!({"status": "refreshed"}));
@@ -226,7 +234,13 @@ async fn logout_signs_out_and_forgets_access_token(db: TestDb) {
         app.login(&app.client).await;
         assert!(app.client.cookies().get("jwt").is_some());
         let r = match method {
-            "GET" => app.client.get("/auth/logout").dispatch().await,
+            "GET" => {
+                app.client
+                    .get("/auth/logout")
+                    .header(same_origin())
+                    .dispatch()
+                    .await
+            }
             _ => app.client.post("/auth/logout").dispatch().await,
         };
         assert_eq!(r.status(), Status::SeeOther, "{method}");

@@ -30,11 +30,11 @@ db_tests!(
     policy_denies_adds_claims_and_runs_in_the_transaction,
 );
 
-fn bearer(jwt: &str) -> Header<'static> {
+pub(crate) fn bearer(jwt: &str) -> Header<'static> {
     Header::new("Authorization", format!("Bearer {jwt}"))
 }
 
-async fn strict_status(client: &Client, jwt: &str) -> Status {
+pub(crate) async fn strict_status(client: &Client, jwt: &str) -> Status {
     client
         .get("/strict")
         .header(bearer(jwt))
@@ -551,19 +551,19 @@ async fn asymmetric_tokens_verify_with_the_published_jwks() {
 
 // ---- 4. Account linking without takeover ---------------------------------------------------
 
-struct Fb {
-    fake: FakeFacebook,
-    server: FakeServer,
+pub(crate) struct Fb {
+    pub fake: FakeFacebook,
+    pub server: FakeServer,
 }
 
-async fn facebook() -> Fb {
+pub(crate) async fn facebook() -> Fb {
     let fake = FakeFacebook::new("fb-app", "fb-secret");
     fake.sign_in_as(FakeFacebookUser::new("1001", "Mona Facebook").email("octocat@github.example"));
     let server = fake.clone().spawn().await.unwrap();
     Fb { fake, server }
 }
 
-fn facebook_toml(fb: &Fb, extra: &str) -> String {
+pub(crate) fn facebook_toml(fb: &Fb, extra: &str) -> String {
     format!(
         "[social_auth.providers.facebook]\nclient_id = \"fb-app\"\nclient_secret = \"fb-secret\"\nauthorize_url = \"{0}/v19.0/dialog/oauth\"\ngraph_url = \"{0}/v19.0\"\n{extra}",
         fb.server.url()
@@ -571,7 +571,7 @@ fn facebook_toml(fb: &Fb, extra: &str) -> String {
 }
 
 /// Follows a start (login or link) response through the provider back to our callback.
-async fn through_provider(
+pub(crate) async fn through_provider(
     client: &Client,
     start: rocket::local::asynchronous::LocalResponse<'_>,
 ) -> Status {
@@ -589,7 +589,7 @@ async fn through_provider(
         .status()
 }
 
-async fn social_rows(db: &TestDb) -> Vec<(i64, String, String)> {
+pub(crate) async fn social_rows(db: &TestDb) -> Vec<(i64, String, String)> {
     let pool = db.pool().await;
     sqlx::query_as(
         "SELECT user_id, provider, social_id FROM social_users ORDER BY provider, social_id",
@@ -731,8 +731,12 @@ async fn link_by_verified_email_only_when_vouched(db: TestDb) {
     let work = FakeGithub::new(CLIENT_ID, CLIENT_SECRET);
     let work_server = work.clone().spawn().await.unwrap();
     let fb = facebook().await;
+    // GitHub is trusted for linking too (the voucher of octocat's address must be); `plain`
+    // is a GitHub-compatible provider that is not.
     let extra = format!(
-        "[social_auth.providers.work]\nkind = \"github\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nauthorize_url = \"{0}/login/oauth/authorize\"\ntoken_url = \"{0}/login/oauth/access_token\"\napi_url = \"{0}\"\nlink_by_verified_email = true\n{1}",
+        "[social_auth.providers.work]\nkind = \"github\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nauthorize_url = \"{0}/login/oauth/authorize\"\ntoken_url = \"{0}/login/oauth/access_token\"\napi_url = \"{0}\"\nlink_by_verified_email = true\n\
+         [social_auth.providers.plain]\nkind = \"github\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nauthorize_url = \"{0}/login/oauth/authorize\"\ntoken_url = \"{0}/login/oauth/access_token\"\napi_url = \"{0}\"\n\
+         [social_auth.providers.github]\nlink_by_verified_email = true\n{1}",
         work_server.url(),
         facebook_toml(&fb, "link_by_verified_email = true\n")
     );
@@ -763,11 +767,11 @@ async fn link_by_verified_email_only_when_vouched(db: TestDb) {
     assert_eq!(claims(&session_jwt(&d).await)["sub"], octocat);
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users").await, 3);
 
-    // Without the option the same verified email does not link (github itself is not opted in).
-    app.fake
-        .sign_in_as(FakeUser::new(777, "twin").email("octocat@github.example"));
+    // Without the option the same verified email does not link (`plain` is not opted in).
+    work.sign_in_as(FakeUser::new(777, "twin").email("octocat@github.example"));
     let e = app.browser().await;
-    app.login(&e).await;
+    let start = e.get("/auth/plain").dispatch().await;
+    assert_eq!(through_provider(&e, start).await, Status::SeeOther);
     assert_ne!(claims(&session_jwt(&e).await)["sub"], octocat);
     let _ = &fb.fake;
 }
