@@ -112,11 +112,25 @@ pub struct Config {
     /// Per-client-IP rate limit of login start and callback; absent means none.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
-    /// The header that carries the client IP when the app is behind a proxy that sets it (e.g.
-    /// `X-Real-IP`, or `X-Forwarded-For`, of which the last address is used). Default: none, the
-    /// peer address is used (a header anyone can send is never trusted by default).
+    /// The header that carries the client IP when the app is behind proxies that set it (e.g.
+    /// `X-Forwarded-For`, or `X-Real-IP`), read as a comma-separated list; see
+    /// `trusted_proxies` for which entry is the client. Default: none, the peer address is used
+    /// (a header anyone can send is never trusted by default).
     #[serde(default)]
     pub ip_header: Option<String>,
+    /// How many proxies of ours append to `ip_header` (only with `ip_header`): the client is
+    /// the `trusted_proxies`-th entry counting from the right, since the entries left of those
+    /// our proxies wrote are whatever the client sent. With fewer entries, the leftmost (all
+    /// were then written by our proxies); an entry that is not an IP address gives the peer
+    /// address. At least 1; default `1` (the rightmost entry).
+    ///
+    /// ```toml
+    /// [default.social_auth]
+    /// ip_header = "X-Forwarded-For"
+    /// trusted_proxies = 2   # a CDN in front of a load balancer
+    /// ```
+    #[serde(default)]
+    pub trusted_proxies: Option<u32>,
 }
 
 /// The `[default.social_auth.rate_limit]` table.
@@ -396,6 +410,21 @@ impl Config {
             {
                 return Err(ConfigError::new(key("ip_header"), "is not a header name"));
             }
+        }
+        match (self.trusted_proxies, &self.ip_header) {
+            (Some(0), _) => {
+                return Err(ConfigError::new(
+                    key("trusted_proxies"),
+                    "must be at least 1 (the number of proxies of yours that append to `ip_header`)",
+                ))
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    key("trusted_proxies"),
+                    "needs `social_auth.ip_header`: it counts the entries of that header written by your proxies",
+                ))
+            }
+            _ => {}
         }
         let resolved = self
             .providers
@@ -706,6 +735,33 @@ mod tests {
         assert!(provider_url("k", "http://[::1]:9/x").is_ok());
         let err = provider_url("k", "http://github.example.com/x").unwrap_err();
         assert_eq!(err.key(), "k");
+    }
+
+    #[test]
+    fn rate_limit_defaults() {
+        let c = config(&format!("{JWT}[social_auth.rate_limit]\nper_minute = 5\n"));
+        let limit = c.rate_limit.as_ref().unwrap();
+        assert_eq!(limit.burst, None);
+        assert_eq!(c.trusted_proxies, None);
+        assert!(c.validate(&Profile::new("debug")).is_ok());
+    }
+
+    #[test]
+    fn client_address_errors_name_the_key() {
+        let error = |extra: &str| {
+            config(&format!("{JWT}{extra}"))
+                .validate(&Profile::new("debug"))
+                .expect_err(extra)
+        };
+        let e = error("[social_auth]\ntrusted_proxies = 2\n");
+        assert_eq!(e.key(), "social_auth.trusted_proxies");
+        assert!(e.to_string().contains("ip_header"), "{e}");
+        let e = error("[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 0\n");
+        assert_eq!(e.key(), "social_auth.trusted_proxies");
+        let ok = config(&format!(
+            "{JWT}[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 2\n"
+        ));
+        assert!(ok.validate(&Profile::new("debug")).is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod github;
 mod guard;
 mod instances;
 mod oidc;
+mod ratelimit;
 mod refresh;
 mod security;
 mod store;

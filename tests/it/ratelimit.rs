@@ -1,0 +1,178 @@
+//! The rate limit holds: the client behind proxies is the entry our `trusted_proxies` vouch
+//! for (not one the client wrote), and a bad configuration fails launch.
+
+use rocket::error::ErrorKind;
+use rocket::http::{Header, Status};
+use rocket::local::asynchronous::Client;
+
+use crate::common::*;
+use crate::db_tests;
+
+const LIMIT_1: &str = "[social_auth.rate_limit]\nper_minute = 1\nburst = 1\n";
+
+/// An app whose client is the `hops`-th entry from the right of `X-Forwarded-For`.
+async fn behind_proxies(db: TestDb, hops: u32) -> TestApp {
+    let extra = format!(
+        "[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = {hops}\n{LIMIT_1}"
+    );
+    TestApp::start_with(db, &extra).await
+}
+
+/// The status of a login start from `peer` with one `X-Forwarded-For` line per entry of
+/// `forwarded`.
+async fn start_from(client: &Client, peer: &str, forwarded: &[&str]) -> Status {
+    let mut request = client
+        .get("/auth/github")
+        .remote(peer.parse().expect("a socket address"));
+    for line in forwarded {
+        request = request.header(Header::new("X-Forwarded-For", line.to_string()));
+    }
+    request.dispatch().await.status()
+}
+
+const OK: Status = Status::SeeOther;
+const LIMITED: Status = Status::TooManyRequests;
+
+async fn a_forged_leftmost_entry_picks_no_key(db: TestDb) {
+    // A CDN appends the client, the load balancer appends the CDN; the peer is the balancer.
+    let app = behind_proxies(db, 2).await;
+    let c = &app.client;
+    let balancer = "10.0.0.3:80";
+    assert_eq!(
+        start_from(c, balancer, &["198.51.100.1, 192.0.2.1, 10.0.0.2"]).await,
+        OK
+    );
+    assert_eq!(
+        start_from(c, balancer, &["203.0.113.77, 192.0.2.1, 10.0.0.2"]).await,
+        LIMITED,
+        "a new forged entry does not buy new attempts"
+    );
+    assert_eq!(
+        start_from(c, balancer, &["192.0.2.1, 10.0.0.2"]).await,
+        LIMITED,
+        "nor does leaving it out"
+    );
+    // Several header lines are one list, in order.
+    assert_eq!(
+        start_from(c, balancer, &["203.0.113.1", "192.0.2.1, 10.0.0.2"]).await,
+        LIMITED
+    );
+    assert_eq!(
+        start_from(c, balancer, &["203.0.113.1, 192.0.2.1", "10.0.0.2"]).await,
+        LIMITED
+    );
+    // X-Real-IP is not read when X-Forwarded-For is the configured header.
+    let spoofed = c
+        .get("/auth/github")
+        .remote(balancer.parse().unwrap())
+        .header(Header::new("X-Forwarded-For", "192.0.2.1, 10.0.0.2"))
+        .header(Header::new("X-Real-IP", "192.0.2.200"))
+        .dispatch()
+        .await;
+    assert_eq!(spoofed.status(), LIMITED);
+    // An attacker who names a victim in the forged entry is counted as themself, and the
+    // victim keeps their own allowance.
+    assert_eq!(
+        start_from(c, balancer, &["192.0.2.5, 192.0.2.9, 10.0.0.2"]).await,
+        OK
+    );
+    assert_eq!(
+        start_from(c, balancer, &["192.0.2.5, 192.0.2.9, 10.0.0.2"]).await,
+        LIMITED
+    );
+    assert_eq!(start_from(c, balancer, &["192.0.2.5, 10.0.0.2"]).await, OK);
+    // Neither the last hop nor the peer is the client: another client through the same
+    // proxies has its own allowance.
+    assert_eq!(start_from(c, balancer, &["192.0.2.6, 10.0.0.2"]).await, OK);
+}
+
+async fn fewer_entries_than_trusted_proxies_give_the_leftmost(db: TestDb) {
+    let app = behind_proxies(db, 3).await;
+    let c = &app.client;
+    assert_eq!(
+        start_from(c, "10.0.0.3:80", &["192.0.2.7, 10.0.0.2"]).await,
+        OK
+    );
+    assert_eq!(
+        start_from(c, "10.0.0.4:80", &["192.0.2.7"]).await,
+        LIMITED,
+        "the leftmost entry is the client, whatever the peer"
+    );
+    assert_eq!(
+        start_from(c, "10.0.0.3:80", &["192.0.2.8, 10.0.0.2"]).await,
+        OK
+    );
+    // Without the header, the peer.
+    assert_eq!(start_from(c, "10.0.0.3:80", &[]).await, OK);
+    assert_eq!(start_from(c, "10.0.0.3:80", &[]).await, LIMITED);
+}
+
+async fn an_entry_that_is_no_address_gives_the_peer(db: TestDb) {
+    let app = behind_proxies(db, 2).await;
+    let c = &app.client;
+    assert_eq!(
+        start_from(c, "10.0.0.9:80", &["192.0.2.1, garbage, 10.0.0.2"]).await,
+        OK
+    );
+    assert_eq!(
+        start_from(c, "10.0.0.9:80", &["192.0.2.99, , 10.0.0.4"]).await,
+        LIMITED,
+        "both counted as the peer"
+    );
+    assert_eq!(
+        start_from(c, "10.0.0.10:80", &["192.0.2.1, not-an-ip, 10.0.0.2"]).await,
+        OK,
+        "another peer is another client"
+    );
+    // Hostile values do no harm and count as the peer.
+    let long = "256.1.1.1,".repeat(10_000);
+    assert_eq!(start_from(c, "10.0.0.11:80", &[&long]).await, OK);
+    for forwarded in [
+        &["\u{1F642}, \u{0}, [::1]:x"][..],
+        &["", ""],
+        &[",,,,"],
+        &["fe80::1%eth0, 10.0.0.2"],
+    ] {
+        assert_eq!(
+            start_from(c, "10.0.0.11:80", forwarded).await,
+            LIMITED,
+            "{forwarded:?}"
+        );
+    }
+}
+
+async fn bad_client_address_config_fails_launch(db: TestDb) {
+    let launch = |extra: &str| {
+        let figment = figment(&db.url, "http://127.0.0.1:9", extra);
+        async move { rocket(figment).ignite().await }
+    };
+    for extra in [
+        "[social_auth]\ntrusted_proxies = 2\n",
+        "[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 0\n",
+        "[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = -1\n",
+        "[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = \"two\"\n",
+        "[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 4294967296\n",
+    ] {
+        match launch(extra).await {
+            Err(error) => match error.kind() {
+                ErrorKind::FailedFairings(failures) => {
+                    assert_eq!(failures[0].name, "Social Auth", "{extra}")
+                }
+                other => panic!("{extra}: unexpected launch error: {other}"),
+            },
+            Ok(_) => panic!("{extra}: launched"),
+        }
+    }
+    // The same keys with good values launch.
+    let good = "[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 2\n";
+    if let Err(error) = launch(good).await {
+        panic!("a good configuration fails: {}", error.kind());
+    }
+}
+
+db_tests!(
+    a_forged_leftmost_entry_picks_no_key,
+    fewer_entries_than_trusted_proxies_give_the_leftmost,
+    an_entry_that_is_no_address_gives_the_peer,
+    bad_client_address_config_fails_launch,
+);
