@@ -135,16 +135,19 @@ pub struct Config {
 
 /// The `[default.social_auth.rate_limit]` table.
 ///
+/// A client is an IPv4 address or an IPv6 /64 network (an IPv4-mapped IPv6 address counts as
+/// its IPv4 address): one host of IPv6 commonly holds a whole /64.
+///
 /// ```toml
 /// [default.social_auth.rate_limit]
-/// per_minute = 30   # sustained requests per client IP per minute
+/// per_minute = 30   # sustained requests per client per minute
 /// burst = 10        # requests allowed at once
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RateLimitConfig {
-    /// Sustained requests per minute per client IP.
+    /// Sustained requests per minute per client.
     pub per_minute: u32,
     /// Requests allowed in a burst. Default: `per_minute`.
     pub burst: Option<u32>,

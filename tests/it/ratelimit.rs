@@ -1,5 +1,6 @@
-//! The rate limit holds: the client behind proxies is the entry our `trusted_proxies` vouch
-//! for (not one the client wrote), and a bad configuration fails launch.
+//! The rate limit holds: IPv6 clients count by their /64, the client behind proxies is the
+//! entry our `trusted_proxies` vouch for (not one the client wrote), and a bad configuration
+//! fails launch.
 
 use rocket::error::ErrorKind;
 use rocket::http::{Header, Status};
@@ -32,6 +33,37 @@ async fn start_from(client: &Client, peer: &str, forwarded: &[&str]) -> Status {
 
 const OK: Status = Status::SeeOther;
 const LIMITED: Status = Status::TooManyRequests;
+
+async fn ipv6_clients_count_by_their_64(db: TestDb) {
+    let app = TestApp::start_with(db, LIMIT_1).await;
+    let c = &app.client;
+    assert_eq!(start_from(c, "[2001:db8:1:2::1]:5000", &[]).await, OK);
+    assert_eq!(
+        start_from(c, "[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:5001", &[]).await,
+        LIMITED,
+        "another address of the same /64 shares its limit"
+    );
+    assert_eq!(
+        start_from(c, "[2001:db8:1:3::1]:5000", &[]).await,
+        OK,
+        "the next /64 is another client"
+    );
+    // An IPv4-mapped address is its IPv4 address.
+    assert_eq!(start_from(c, "[::ffff:192.0.2.1]:5000", &[]).await, OK);
+    assert_eq!(start_from(c, "192.0.2.1:5000", &[]).await, LIMITED);
+    assert_eq!(start_from(c, "192.0.2.2:5000", &[]).await, OK);
+
+    // The same through a proxy header.
+    let p = &app
+        .instance("[social_auth]\nip_header = \"X-Forwarded-For\"\n")
+        .await;
+    assert_eq!(start_from(p, "10.0.0.3:80", &["2001:db8:9:9::1"]).await, OK);
+    assert_eq!(
+        start_from(p, "10.0.0.3:80", &["2001:db8:9:9:1:2:3:4"]).await,
+        LIMITED
+    );
+    assert_eq!(start_from(p, "10.0.0.3:80", &["2001:db8:9:a::1"]).await, OK);
+}
 
 async fn a_forged_leftmost_entry_picks_no_key(db: TestDb) {
     // A CDN appends the client, the load balancer appends the CDN; the peer is the balancer.
@@ -171,6 +203,7 @@ async fn bad_client_address_config_fails_launch(db: TestDb) {
 }
 
 db_tests!(
+    ipv6_clients_count_by_their_64,
     a_forged_leftmost_entry_picks_no_key,
     fewer_entries_than_trusted_proxies_give_the_leftmost,
     an_entry_that_is_no_address_gives_the_peer,
