@@ -140,8 +140,9 @@ pub struct Config {
 ///
 /// ```toml
 /// [default.social_auth.rate_limit]
-/// per_minute = 30   # sustained requests per client per minute
-/// burst = 10        # requests allowed at once
+/// per_minute = 30       # sustained requests per client per minute
+/// burst = 10            # requests allowed at once
+/// max_clients = 100000  # clients remembered; the least recently seen is forgotten first
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +152,11 @@ pub struct RateLimitConfig {
     pub per_minute: u32,
     /// Requests allowed in a burst. Default: `per_minute`.
     pub burst: Option<u32>,
+    /// How many clients the limiter remembers at most (its memory bound, about 100 bytes
+    /// each); beyond it the least recently seen client is forgotten, and starts again with a
+    /// full allowance. At least 1; default `100000`.
+    #[serde(default = "default_max_clients")]
+    pub max_clients: u32,
 }
 
 /// One `[[default.social_auth.jwt.keys]]` entry: an asymmetric signing key.
@@ -309,6 +315,9 @@ fn default_exp() -> u64 {
 fn default_revocation_cache() -> u64 {
     5
 }
+fn default_max_clients() -> u32 {
+    100_000
+}
 
 /// A provider table after its checks: kind resolved, URLs parsed.
 #[derive(Debug, Clone)]
@@ -402,6 +411,12 @@ impl Config {
                 return Err(ConfigError::new(
                     key("rate_limit"),
                     "needs per_minute and burst of at least 1",
+                ));
+            }
+            if limit.max_clients == 0 {
+                return Err(ConfigError::new(
+                    key("rate_limit.max_clients"),
+                    "must be at least 1",
                 ));
             }
         }
@@ -744,6 +759,7 @@ mod tests {
     fn rate_limit_defaults() {
         let c = config(&format!("{JWT}[social_auth.rate_limit]\nper_minute = 5\n"));
         let limit = c.rate_limit.as_ref().unwrap();
+        assert_eq!(limit.max_clients, 100_000);
         assert_eq!(limit.burst, None);
         assert_eq!(c.trusted_proxies, None);
         assert!(c.validate(&Profile::new("debug")).is_ok());
@@ -761,6 +777,8 @@ mod tests {
         assert!(e.to_string().contains("ip_header"), "{e}");
         let e = error("[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 0\n");
         assert_eq!(e.key(), "social_auth.trusted_proxies");
+        let e = error("[social_auth.rate_limit]\nper_minute = 5\nmax_clients = 0\n");
+        assert_eq!(e.key(), "social_auth.rate_limit.max_clients");
         let ok = config(&format!(
             "{JWT}[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 2\n"
         ));

@@ -1,6 +1,6 @@
 //! The rate limit holds: IPv6 clients count by their /64, the client behind proxies is the
 //! entry our `trusted_proxies` vouch for (not one the client wrote), and a bad configuration
-//! fails launch.
+//! fails launch. (The memory bound is shown in `src/ratelimit.rs`.)
 
 use rocket::error::ErrorKind;
 use rocket::http::{Header, Status};
@@ -184,6 +184,9 @@ async fn bad_client_address_config_fails_launch(db: TestDb) {
         "[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = -1\n",
         "[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = \"two\"\n",
         "[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 4294967296\n",
+        "[social_auth.rate_limit]\nper_minute = 5\nmax_clients = 0\n",
+        "[social_auth.rate_limit]\nper_minute = 5\nmax_clients = -5\n",
+        "[social_auth.rate_limit]\nper_minute = 5\nmax_clients = 1.5\n",
     ] {
         match launch(extra).await {
             Err(error) => match error.kind() {
@@ -196,7 +199,8 @@ async fn bad_client_address_config_fails_launch(db: TestDb) {
         }
     }
     // The same keys with good values launch.
-    let good = "[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 2\n";
+    let good = "[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 2\n\
+                [social_auth.rate_limit]\nper_minute = 5\nmax_clients = 10\n";
     if let Err(error) = launch(good).await {
         panic!("a good configuration fails: {}", error.kind());
     }
