@@ -109,7 +109,7 @@ pub struct Config {
     /// stale another instance's view of a logout may be. Default `5`.
     #[serde(default = "default_revocation_cache")]
     pub revocation_cache_secs: u64,
-    /// Per-client-IP rate limit of login start and callback; absent means none.
+    /// Per-client rate limit of login start, callback and refresh; absent means none.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
     /// The header that carries the client IP when the app is behind proxies that set it (e.g.

@@ -1,4 +1,4 @@
-//! The optional per-client rate limit of login start and callback (GCRA, from
+//! The optional per-client rate limit of login start, callback and refresh (GCRA, from
 //! `governor`): a client is an IPv4 address or an IPv6 /64, and at most `max_clients` of them
 //! are remembered, the least recently seen forgotten first.
 

@@ -2,7 +2,7 @@
 
 use rocket::http::{CookieJar, Status};
 use rocket::request::{FromRequest, Outcome, Request};
-use rocket::response::Redirect;
+use rocket::response::{self, Redirect, Responder};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, post, routes, Route, State};
 
@@ -317,17 +317,45 @@ async fn refresh_token(auth: SocialAuth, service: &State<AuthService>) -> TokenR
     }
 }
 
+/// Why a refresh was refused before it started: 404 (a provider that is off, to the catcher)
+/// or 429 `{"status": "rate_limited"}` with `Retry-After`.
+enum RefreshRefused {
+    NotFound,
+    RateLimited(u64),
+}
+
+impl<'r> Responder<'r, 'static> for RefreshRefused {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            RefreshRefused::NotFound => Err(Status::NotFound),
+            RefreshRefused::RateLimited(wait) => {
+                let mut response = (
+                    Status::TooManyRequests,
+                    Json(json!({"status": "rate_limited"})),
+                )
+                    .respond_to(request)?;
+                response.set_raw_header("Retry-After", wait.to_string());
+                Ok(response)
+            }
+        }
+    }
+}
+
 async fn refresh(
     provider: &str,
     auth: SocialAuth,
     cross_site: CrossSite,
+    throttle: Throttle,
     service: &AuthService,
-) -> Result<RefreshReply, Status> {
+) -> Result<RefreshReply, RefreshRefused> {
     if service.provider(provider).is_none() {
-        return Err(Status::NotFound);
+        return Err(RefreshRefused::NotFound);
     }
     if cross_site.0 {
         return Ok(RefreshReply::CrossSite);
+    }
+    if let Some(wait) = throttle.0 {
+        return Err(RefreshRefused::RateLimited(wait));
     }
     let Some(claims) = auth.claims() else {
         return Ok(RefreshReply::SignedOut);
@@ -344,9 +372,10 @@ async fn refresh_get(
     provider: &str,
     auth: SocialAuth,
     cross_site: CrossSite,
+    throttle: Throttle,
     service: &State<AuthService>,
-) -> Result<RefreshReply, Status> {
-    refresh(provider, auth, cross_site, service).await
+) -> Result<RefreshReply, RefreshRefused> {
+    refresh(provider, auth, cross_site, throttle, service).await
 }
 
 /// `POST {base}/<provider>/refresh`.
@@ -355,9 +384,10 @@ async fn refresh_post(
     provider: &str,
     auth: SocialAuth,
     cross_site: CrossSite,
+    throttle: Throttle,
     service: &State<AuthService>,
-) -> Result<RefreshReply, Status> {
-    refresh(provider, auth, cross_site, service).await
+) -> Result<RefreshReply, RefreshRefused> {
+    refresh(provider, auth, cross_site, throttle, service).await
 }
 
 async fn logout(

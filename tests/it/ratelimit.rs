@@ -1,6 +1,6 @@
 //! The rate limit holds: IPv6 clients count by their /64, the client behind proxies is the
-//! entry our `trusted_proxies` vouch for (not one the client wrote), and a bad configuration
-//! fails launch. (The memory bound is shown in `src/ratelimit.rs`.)
+//! entry our `trusted_proxies` vouch for (not one the client wrote), refresh is limited too, and
+//! a bad configuration fails launch. (The memory bound is shown in `src/ratelimit.rs`.)
 
 use rocket::error::ErrorKind;
 use rocket::http::{Header, Status};
@@ -173,6 +173,53 @@ async fn an_entry_that_is_no_address_gives_the_peer(db: TestDb) {
     }
 }
 
+async fn refresh_is_rate_limited(db: TestDb) {
+    let app =
+        TestApp::start_with(db, "[social_auth.rate_limit]\nper_minute = 2\nburst = 2\n").await;
+    assert_eq!(app.login(&app.client).await.status(), Status::SeeOther);
+    let refresh = |post: bool, peer: &str| {
+        let peer = peer.parse().unwrap();
+        let request = if post {
+            app.client.post("/auth/github/refresh")
+        } else {
+            app.client.get("/auth/github/refresh")
+        };
+        request.remote(peer).header(accept_json()).dispatch()
+    };
+    for post in [true, false] {
+        let r = refresh(post, "192.0.2.1:5000").await;
+        assert_ne!(r.status(), Status::TooManyRequests, "within the limit");
+        assert_ne!(json(r).await["status"], "rate_limited");
+    }
+    for post in [true, false] {
+        let r = refresh(post, "192.0.2.1:5000").await;
+        assert_eq!(r.status(), Status::TooManyRequests, "post: {post}");
+        let wait: u64 = r
+            .headers()
+            .get_one("Retry-After")
+            .expect("Retry-After")
+            .parse()
+            .expect("seconds");
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert_eq!(json(r).await, serde_json::json!({"status": "rate_limited"}));
+    }
+    // Login start shares the allowance; another client is not affected.
+    assert_eq!(
+        start_from(&app.client, "192.0.2.1:5000", &[]).await,
+        LIMITED
+    );
+    let r = refresh(true, "192.0.2.2:5000").await;
+    assert_ne!(r.status(), Status::TooManyRequests);
+    // A provider that is off is still 404, limited or not.
+    let r = app
+        .client
+        .post("/auth/gitlab/refresh")
+        .remote("192.0.2.1:5000".parse().unwrap())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::NotFound);
+}
+
 async fn bad_client_address_config_fails_launch(db: TestDb) {
     let launch = |extra: &str| {
         let figment = figment(&db.url, "http://127.0.0.1:9", extra);
@@ -211,5 +258,6 @@ db_tests!(
     a_forged_leftmost_entry_picks_no_key,
     fewer_entries_than_trusted_proxies_give_the_leftmost,
     an_entry_that_is_no_address_gives_the_peer,
+    refresh_is_rate_limited,
     bad_client_address_config_fails_launch,
 );
