@@ -122,31 +122,54 @@ pub struct Config {
     /// stale another instance's view of a logout may be. Default `5`.
     #[serde(default = "default_revocation_cache")]
     pub revocation_cache_secs: u64,
-    /// Per-client-IP rate limit of login start and callback; absent means none.
+    /// Per-client rate limit of login start, callback and refresh; absent means none.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
-    /// The header that carries the client IP when the app is behind a proxy that sets it (e.g.
-    /// `X-Real-IP`, or `X-Forwarded-For`, of which the last address is used). Default: none, the
-    /// peer address is used (a header anyone can send is never trusted by default).
+    /// The header that carries the client IP when the app is behind proxies that set it (e.g.
+    /// `X-Forwarded-For`, or `X-Real-IP`), read as a comma-separated list; see
+    /// `trusted_proxies` for which entry is the client. Default: none, the peer address is used
+    /// (a header anyone can send is never trusted by default).
     #[serde(default)]
     pub ip_header: Option<String>,
+    /// How many proxies of ours append to `ip_header` (only with `ip_header`): the client is
+    /// the `trusted_proxies`-th entry counting from the right, since the entries left of those
+    /// our proxies wrote are whatever the client sent. With fewer entries, the leftmost (all
+    /// were then written by our proxies); an entry that is not an IP address gives the peer
+    /// address. At least 1; default `1` (the rightmost entry).
+    ///
+    /// ```toml
+    /// [default.social_auth]
+    /// ip_header = "X-Forwarded-For"
+    /// trusted_proxies = 2   # a CDN in front of a load balancer
+    /// ```
+    #[serde(default)]
+    pub trusted_proxies: Option<u32>,
 }
 
 /// The `[default.social_auth.rate_limit]` table.
 ///
+/// A client is an IPv4 address or an IPv6 /64 network (an IPv4-mapped IPv6 address counts as
+/// its IPv4 address): one host of IPv6 commonly holds a whole /64.
+///
 /// ```toml
 /// [default.social_auth.rate_limit]
-/// per_minute = 30   # sustained requests per client IP per minute
-/// burst = 10        # requests allowed at once
+/// per_minute = 30       # sustained requests per client per minute
+/// burst = 10            # requests allowed at once
+/// max_clients = 100000  # clients remembered; the least recently seen is forgotten first
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RateLimitConfig {
-    /// Sustained requests per minute per client IP.
+    /// Sustained requests per minute per client.
     pub per_minute: u32,
     /// Requests allowed in a burst. Default: `per_minute`.
     pub burst: Option<u32>,
+    /// How many clients the limiter remembers at most (its memory bound, about 100 bytes
+    /// each); beyond it the least recently seen client is forgotten, and starts again with a
+    /// full allowance. At least 1; default `100000`.
+    #[serde(default = "default_max_clients")]
+    pub max_clients: u32,
 }
 
 /// One `[[default.social_auth.jwt.keys]]` entry: an asymmetric signing key.
@@ -305,6 +328,9 @@ fn default_exp() -> u64 {
 fn default_revocation_cache() -> u64 {
     5
 }
+fn default_max_clients() -> u32 {
+    100_000
+}
 
 /// A provider table after its checks: kind resolved, URLs parsed.
 #[derive(Debug, Clone)]
@@ -416,6 +442,12 @@ impl Config {
                     "needs per_minute and burst of at least 1",
                 ));
             }
+            if limit.max_clients == 0 {
+                return Err(ConfigError::new(
+                    key("rate_limit.max_clients"),
+                    "must be at least 1",
+                ));
+            }
         }
         if let Some(header) = &self.ip_header {
             if header.is_empty()
@@ -425,6 +457,21 @@ impl Config {
             {
                 return Err(ConfigError::new(key("ip_header"), "is not a header name"));
             }
+        }
+        match (self.trusted_proxies, &self.ip_header) {
+            (Some(0), _) => {
+                return Err(ConfigError::new(
+                    key("trusted_proxies"),
+                    "must be at least 1 (the number of proxies of yours that append to `ip_header`)",
+                ))
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    key("trusted_proxies"),
+                    "needs `social_auth.ip_header`: it counts the entries of that header written by your proxies",
+                ))
+            }
+            _ => {}
         }
         let resolved = self
             .providers
@@ -755,6 +802,36 @@ mod tests {
         assert!(provider_url("k", "http://[::1]:9/x").is_ok());
         let err = provider_url("k", "http://github.example.com/x").unwrap_err();
         assert_eq!(err.key(), "k");
+    }
+
+    #[test]
+    fn rate_limit_defaults() {
+        let c = config(&format!("{JWT}[social_auth.rate_limit]\nper_minute = 5\n"));
+        let limit = c.rate_limit.as_ref().unwrap();
+        assert_eq!(limit.max_clients, 100_000);
+        assert_eq!(limit.burst, None);
+        assert_eq!(c.trusted_proxies, None);
+        assert!(c.validate(&Profile::new("debug")).is_ok());
+    }
+
+    #[test]
+    fn client_address_errors_name_the_key() {
+        let error = |extra: &str| {
+            config(&format!("{JWT}{extra}"))
+                .validate(&Profile::new("debug"))
+                .expect_err(extra)
+        };
+        let e = error("[social_auth]\ntrusted_proxies = 2\n");
+        assert_eq!(e.key(), "social_auth.trusted_proxies");
+        assert!(e.to_string().contains("ip_header"), "{e}");
+        let e = error("[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 0\n");
+        assert_eq!(e.key(), "social_auth.trusted_proxies");
+        let e = error("[social_auth.rate_limit]\nper_minute = 5\nmax_clients = 0\n");
+        assert_eq!(e.key(), "social_auth.rate_limit.max_clients");
+        let ok = config(&format!(
+            "{JWT}[social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = 2\n"
+        ));
+        assert!(ok.validate(&Profile::new("debug")).is_ok());
     }
 
     #[test]

@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod client_ip;
 mod config;
 mod db;
 mod error;

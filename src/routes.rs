@@ -412,18 +412,45 @@ async fn refresh_token(auth: SocialAuth, service: &State<AuthService>) -> NoStor
     })
 }
 
+/// Why a refresh was refused before it started: 404 (a provider that is off, to the catcher)
+/// or 429 `{"status": "rate_limited"}` with `Retry-After`.
+enum RefreshRefused {
+    NotFound,
+    RateLimited(u64),
+}
+
+impl<'r> Responder<'r, 'static> for RefreshRefused {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            RefreshRefused::NotFound => Err(Status::NotFound),
+            RefreshRefused::RateLimited(wait) => {
+                let mut response = (
+                    Status::TooManyRequests,
+                    Json(json!({"status": "rate_limited"})),
+                )
+                    .respond_to(request)?;
+                response.set_raw_header("Retry-After", wait.to_string());
+                Ok(response)
+            }
+        }
+    }
+}
+
 /// Refreshes the signed-in social user's tokens with `provider` (a Local session: 401, as
 /// signed out); `cross_site` has been decided by the method's rule.
 async fn refresh(
     provider: &str,
     auth: SocialAuth,
     cross_site: bool,
+    throttle: Throttle,
     service: &AuthService,
-) -> NoStore<Result<RefreshReply, Status>> {
+) -> NoStore<Result<RefreshReply, RefreshRefused>> {
     NoStore(if service.provider(provider).is_none() {
-        Err(Status::NotFound)
+        Err(RefreshRefused::NotFound)
     } else if cross_site {
         Ok(RefreshReply::CrossSite)
+    } else if let Some(wait) = throttle.0 {
+        Err(RefreshRefused::RateLimited(wait))
     } else {
         match auth.claims().and_then(Claims::user_id) {
             Some(user_id) => Ok(service.refresh(user_id, provider).await),
@@ -439,9 +466,10 @@ async fn refresh_get(
     provider: &str,
     auth: SocialAuth,
     own_site: OwnSite,
+    throttle: Throttle,
     service: &State<AuthService>,
-) -> NoStore<Result<RefreshReply, Status>> {
-    refresh(provider, auth, !own_site.0, service).await
+) -> NoStore<Result<RefreshReply, RefreshRefused>> {
+    refresh(provider, auth, !own_site.0, throttle, service).await
 }
 
 /// `POST {base}/<provider>/refresh`.
@@ -450,9 +478,10 @@ async fn refresh_post(
     provider: &str,
     auth: SocialAuth,
     cross_site: CrossSite,
+    throttle: Throttle,
     service: &State<AuthService>,
-) -> NoStore<Result<RefreshReply, Status>> {
-    refresh(provider, auth, cross_site.0, service).await
+) -> NoStore<Result<RefreshReply, RefreshRefused>> {
+    refresh(provider, auth, cross_site.0, throttle, service).await
 }
 
 /// Signs the request's session out (unless `cross_site`) and sends the browser to

@@ -10,6 +10,7 @@ use rocket::response::{self, Responder};
 use rocket::serde::json::{json, Json};
 use rocket::time::{Duration, OffsetDateTime};
 
+use crate::client_ip::ClientAddress;
 use crate::config::Config;
 use crate::error::LoginError;
 use crate::flow::Flow;
@@ -265,10 +266,10 @@ impl AuthService {
         providers: BTreeMap<String, ProviderEntry>,
         policy: Arc<dyn Policy>,
     ) -> Self {
-        let rate_limit = config
-            .rate_limit
-            .as_ref()
-            .map(|c| Arc::new(RateLimit::new(c, config.ip_header.clone())));
+        let rate_limit = config.rate_limit.as_ref().map(|c| {
+            let client = ClientAddress::new(config.ip_header.clone(), config.trusted_proxies);
+            Arc::new(RateLimit::new(c, client))
+        });
         AuthService {
             jwt,
             verified: VerifiedCache::default(),

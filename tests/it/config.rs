@@ -140,6 +140,18 @@ fn the_binary_names_the_key_and_exits_non_zero() {
             "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth.providers.token]\nkind = \"github\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
             "social_auth.providers.token",
         ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth]\ntrusted_proxies = 2\n",
+            "social_auth.trusted_proxies",
+        ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth]\nip_header = \"X-Forwarded-For\"\ntrusted_proxies = \"two\"\n",
+            "social_auth.trusted_proxies",
+        ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth.rate_limit]\nper_minute = 5\nmax_clients = 0\n",
+            "social_auth.rate_limit.max_clients",
+        ),
     ];
     for (toml, key) in cases {
         let (code, output) = run_demo(toml, &[]);

@@ -12,6 +12,7 @@ mod guard;
 mod hardening;
 mod instances;
 mod oidc;
+mod ratelimit;
 mod refresh;
 mod security;
 mod store;
