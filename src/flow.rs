@@ -80,8 +80,11 @@ impl std::fmt::Debug for Flow {
     }
 }
 
-fn cookie_name(provider: &str, _secure: bool) -> String {
-    format!("social_auth_flow_{provider}")
+/// The flow cookie's name: `__Secure-` prefixed when cookies are `Secure` (browsers then
+/// refuse it from plain HTTP and without `Secure`).
+fn cookie_name(provider: &str, secure: bool) -> String {
+    let prefix = if secure { "__Secure-" } else { "" };
+    format!("{prefix}social_auth_flow_{provider}")
 }
 
 fn cookie_path(base: &str, provider: &str) -> String {

@@ -553,7 +553,10 @@ async fn cookies_are_secure_on_an_https_public_url() {
         .unwrap()
         .1;
     assert_eq!(redirect_uri, "https://app.example/auth/github/callback");
-    let flow = start.cookies().get("social_auth_flow_github").unwrap();
+    let flow = start
+        .cookies()
+        .get("__Secure-social_auth_flow_github")
+        .unwrap();
     assert_eq!(flow.secure(), Some(true));
 }
 
