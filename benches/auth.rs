@@ -30,7 +30,7 @@ use rocket::request::FromRequest;
 use rocket::tokio::runtime::{Builder, Runtime};
 use rocket::{get, routes, State};
 use rocket_social_auth::testing::{FakeGithub, FakeServer, FakeUser};
-use rocket_social_auth::{AuthService, Identity, SocialAuth, SocialAuthFairing, JWT_COOKIE};
+use rocket_social_auth::{AuthService, Identity, SocialAuth, SocialAuthFairing};
 use sqlx::any::AnyPoolOptions;
 
 /// The algorithms benchmarked, with the TOML each adds to `[social_auth.jwt]` (a key made by
@@ -257,10 +257,11 @@ fn jwt(c: &mut Criterion, fake_url: &str) {
 fn guard(c: &mut Criterion, fake_url: &str) {
     let db = Db::sqlite();
     let client = app(&db, fake_url, "HS256", "");
+    let jwt_cookie = service(&client).jwt_cookie_name();
     let signed_in = client.get("/issue").dispatch();
     let cookie = signed_in
         .cookies()
-        .get(JWT_COOKIE)
+        .get(jwt_cookie)
         .expect("the jwt cookie")
         .value()
         .to_owned();
@@ -272,7 +273,7 @@ fn guard(c: &mut Criterion, fake_url: &str) {
     ] {
         let mut request = client.get("/guarded");
         if let Some(cookie) = cookie {
-            request = request.cookie((JWT_COOKIE, cookie.clone()));
+            request = request.cookie((jwt_cookie, cookie.clone()));
         }
         if let Some(bearer) = bearer {
             request = request.header(Header::new("Authorization", bearer.clone()));
@@ -294,7 +295,7 @@ fn guard(c: &mut Criterion, fake_url: &str) {
     });
     group.bench_function("cookie", |b| {
         b.iter_batched_ref(
-            || client.get("/guarded").cookie((JWT_COOKIE, cookie.clone())),
+            || client.get("/guarded").cookie((jwt_cookie, cookie.clone())),
             |request| rt.block_on(SocialAuth::from_request(request)),
             BatchSize::SmallInput,
         )
@@ -325,7 +326,7 @@ fn guard(c: &mut Criterion, fake_url: &str) {
                     .block_on(auth.issue_jwt(identity()))
                     .expect("a token")
                     .token;
-                client.get("/guarded").private_cookie((JWT_COOKIE, token))
+                client.get("/guarded").private_cookie((jwt_cookie, token))
             },
             |request| rt.block_on(SocialAuth::from_request(request)),
             BatchSize::SmallInput,
@@ -357,7 +358,7 @@ fn guard(c: &mut Criterion, fake_url: &str) {
         b.iter(|| {
             client
                 .get("/guarded")
-                .cookie((JWT_COOKIE, cookie.clone()))
+                .cookie((jwt_cookie, cookie.clone()))
                 .dispatch()
                 .status()
         })
@@ -452,12 +453,13 @@ fn callback(c: &mut Criterion, fake_rt: &Runtime, fake_url: &str) {
     let http = http_client();
     for (name, db) in dbs {
         let client = app(&db, fake_url, "HS256", "");
+        let jwt_cookie = service(&client).jwt_cookie_name();
         // The first login creates the user: the benchmark measures returning users.
         let (path, flow) = approved_login(&client, fake_rt, &http);
         {
             let first = client.get(path).cookie((FLOW_COOKIE, flow)).dispatch();
             assert_eq!(first.status(), Status::SeeOther);
-            assert!(first.cookies().get(JWT_COOKIE).is_some(), "signed in");
+            assert!(first.cookies().get(jwt_cookie).is_some(), "signed in");
         }
 
         let mut group = c.benchmark_group(format!("callback/{name}"));

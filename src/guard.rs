@@ -12,13 +12,26 @@ use rocket::{Ignite, Rocket, Sentinel};
 use crate::jwt::{Claims, TokenSource, Verified};
 use crate::service::AuthService;
 
-/// The name of the private cookie that holds the JWT.
-pub const JWT_COOKIE: &str = "jwt";
+/// The JWT cookie's name on an https `public_url`: browsers keep a `__Host-` cookie only when it
+/// is `Secure`, `Path=/` and without `Domain`, so a sibling subdomain cannot plant it.
+const JWT_COOKIE_HOST: &str = "__Host-jwt";
+/// The JWT cookie's name on plain HTTP (loopback development), where `Secure` is impossible.
+const JWT_COOKIE_PLAIN: &str = "jwt";
+
+/// The JWT cookie's name for a configuration: `__Host-jwt` when cookies are `Secure`.
+pub(crate) fn jwt_cookie_name(secure_cookies: bool) -> &'static str {
+    if secure_cookies {
+        JWT_COOKIE_HOST
+    } else {
+        JWT_COOKIE_PLAIN
+    }
+}
 
 /// Who sent a request: the three answers of the Django app's `is_auth_social(request)`.
 ///
 /// The JWT comes from `Authorization: Bearer …` when that header is present, else from the
-/// private cookie `jwt`. A missing, tampered, expired or wrongly signed token (including
+/// private cookie [`AuthService::jwt_cookie_name`] (`__Host-jwt` on an https `public_url`,
+/// `jwt` on plain HTTP; only that name is read). A missing, tampered, expired or wrongly signed token (including
 /// `alg: none` and any algorithm other than the configured one) is [`SocialAuth::Anonymous`].
 /// The guard never fails and never touches the database; it runs once per request.
 ///
@@ -117,9 +130,10 @@ pub(crate) fn resolve<'r>(request: &'r Request<'_>) -> &'r Resolved {
         let Some(service) = request.rocket().state::<AuthService>() else {
             return Resolved(None);
         };
+        let cookie_name = service.jwt_cookie_name();
         let (source, raw) = match request.headers().get_one("Authorization").and_then(bearer) {
             Some(token) => (TokenSource::Bearer, token),
-            None => match request.cookies().get(JWT_COOKIE) {
+            None => match request.cookies().get(cookie_name) {
                 Some(cookie) => (TokenSource::Cookie, cookie.value()),
                 None => return Resolved(None),
             },
@@ -133,7 +147,7 @@ pub(crate) fn resolve<'r>(request: &'r Request<'_>) -> &'r Resolved {
         }
         let token = match source {
             TokenSource::Bearer => raw.to_owned(),
-            TokenSource::Cookie => match request.cookies().get_private(JWT_COOKIE) {
+            TokenSource::Cookie => match request.cookies().get_private(cookie_name) {
                 Some(cookie) => cookie.value().to_owned(),
                 None => return Resolved(None),
             },

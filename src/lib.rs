@@ -3,7 +3,8 @@
 //!
 //! Attach [`SocialAuthFairing`], configure `[social_auth]` in `Rocket.toml`, and take
 //! [`SocialAuth`] (who is signed in) or [`AuthUser`] (401 unless signed in) in your routes.
-//! The JWT lives in a private cookie and is also accepted as `Authorization: Bearer`.
+//! The JWT lives in a private cookie (`__Host-jwt` on an https `public_url`, `jwt` on plain
+//! HTTP: see [`AuthService::jwt_cookie_name`]) and is also accepted as `Authorization: Bearer`.
 //!
 //! ```no_run
 //! use rocket::{get, routes};
@@ -63,7 +64,7 @@ pub use config::{
 pub use db::{AuthDb, SqlxPool};
 pub use fairing::{reencrypt, SocialAuthFairing};
 pub use flow::is_local_path;
-pub use guard::{AuthUser, SocialAuth, JWT_COOKIE};
+pub use guard::{AuthUser, SocialAuth};
 pub use jwt::{Claims, Identity, IssuedJwt};
 pub use policy::{Denied, Policy, SignIn};
 pub use secret::Secret;

@@ -295,7 +295,8 @@ async fn finish_login(
 ) -> Result<Redirect, Result<LoginError, Status>> {
     throttle.admit(service, provider)?;
     let config = service.config();
-    let flow = Flow::take(cookies, config.base_path(), provider, state.as_deref())
+    let (base, secure) = (config.base_path(), config.secure_cookies());
+    let flow = Flow::take(cookies, base, provider, state.as_deref(), secure)
         .map_err(|e| Ok(LoginError::Flow(e)))?;
     if let Some(client) = service.provider(provider) {
         client

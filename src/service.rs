@@ -14,7 +14,7 @@ use crate::client_ip::ClientAddress;
 use crate::config::Config;
 use crate::error::LoginError;
 use crate::flow::Flow;
-use crate::guard::JWT_COOKIE;
+use crate::guard::jwt_cookie_name;
 use crate::jwt::{canonical_user_id, Claims, Identity, IssuedJwt, JwtCodec, VerifiedCache};
 use crate::policy::Policy;
 use crate::provider::{FlowParams, Profile, Provider, ProviderError, RefreshWith, TokenSet};
@@ -247,6 +247,8 @@ pub struct AuthService {
     revocations: Arc<RevocationList>,
     unwritten: Arc<UnwrittenLogouts>,
     rate_limit: Option<Arc<RateLimit>>,
+    /// The JWT cookie's name, chosen once from `public_url` (the guard reads it per request).
+    jwt_cookie: &'static str,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -273,6 +275,7 @@ impl AuthService {
         AuthService {
             jwt,
             verified: VerifiedCache::default(),
+            jwt_cookie: jwt_cookie_name(config.secure_cookies()),
             config,
             store,
             providers,
@@ -360,12 +363,38 @@ impl AuthService {
         (!self.revocations.is_revoked(&claims.jti)).then_some(claims)
     }
 
-    /// Puts a JWT in the private `jwt` cookie: `SameSite=Lax`, HttpOnly, `Secure` when
-    /// `public_url` is https, with the token's lifetime.
+    /// The name of the private cookie that holds the JWT: `__Host-jwt` when `public_url` is
+    /// https, `jwt` on plain HTTP (loopback development).
+    ///
+    /// Browsers accept a `__Host-` cookie only when it is `Secure`, has `Path=/` and no
+    /// `Domain`: a sibling subdomain cannot plant one for this host. With the `__Host-` name in
+    /// force the guard reads only that cookie, and a planted `jwt` is ignored.
+    ///
+    /// ```no_run
+    /// use rocket::http::CookieJar;
+    /// use rocket::{get, State};
+    /// use rocket_social_auth::AuthService;
+    ///
+    /// // Whether the browser holds a session cookie at all (valid or not).
+    /// #[get("/has_cookie")]
+    /// fn has_cookie(auth: &State<AuthService>, cookies: &CookieJar<'_>) -> &'static str {
+    ///     match cookies.get(auth.jwt_cookie_name()) {
+    ///         Some(_) => "a session cookie",
+    ///         None => "no session cookie",
+    ///     }
+    /// }
+    /// ```
+    pub fn jwt_cookie_name(&self) -> &'static str {
+        self.jwt_cookie
+    }
+
+    /// Puts a JWT in the private [`jwt_cookie_name`](Self::jwt_cookie_name) cookie:
+    /// `SameSite=Lax`, HttpOnly, `Path=/`, no `Domain`, `Secure` when `public_url` is https,
+    /// with the token's lifetime.
     pub fn set_jwt_cookie(&self, cookies: &CookieJar<'_>, jwt: &IssuedJwt) {
         let lifetime = Duration::seconds(self.jwt.lifetime_secs());
         cookies.add_private(
-            Cookie::build((JWT_COOKIE, jwt.token.clone()))
+            Cookie::build((self.jwt_cookie, jwt.token.clone()))
                 .path("/")
                 .same_site(SameSite::Lax)
                 .http_only(true)
@@ -375,9 +404,14 @@ impl AuthService {
         );
     }
 
-    /// Removes the `jwt` cookie.
+    /// Removes the [`jwt_cookie_name`](Self::jwt_cookie_name) cookie (`Secure` on https:
+    /// browsers ignore a `__Host-` removal without it).
     pub fn remove_jwt_cookie(&self, cookies: &CookieJar<'_>) {
-        cookies.remove_private(Cookie::build(JWT_COOKIE).path("/"));
+        cookies.remove_private(
+            Cookie::build(self.jwt_cookie)
+                .path("/")
+                .secure(self.config.secure_cookies()),
+        );
     }
 
     /// The stored provider access token of `user_id`'s `provider` account, as stored (expired

@@ -381,9 +381,14 @@ pub fn claims(token: &str) -> serde_json::Value {
 pub async fn session_jwt(client: &Client) -> String {
     let response = client.get("/auth/session").dispatch().await;
     assert_eq!(response.status(), Status::Ok);
+    let name = client
+        .rocket()
+        .state::<rocket_social_auth::AuthService>()
+        .expect("the fairing is attached")
+        .jwt_cookie_name();
     client
         .cookies()
-        .get_private("jwt")
+        .get_private(name)
         .expect("the jwt cookie")
         .value()
         .to_owned()

@@ -152,9 +152,7 @@ impl Fuzz {
         assert_eq!(start.status(), Status::SeeOther);
         let location = start.headers().get_one("Location").unwrap().to_owned();
         let cookie = start.cookies().get(FLOW_COOKIE).unwrap().clone();
-        let flow: Value =
-            serde_json::from_str(start.cookies().get_private(FLOW_COOKIE).unwrap().value())
-                .unwrap();
+        let flow = newest_flow(start.cookies().get_private(FLOW_COOKIE).unwrap().value());
         drop(start);
         Login {
             callback: provider_redirect(&location).await,
@@ -169,6 +167,12 @@ impl Fuzz {
             .await
             .unwrap()
     }
+}
+
+/// The newest of the pending flows of a decrypted flow cookie (a JSON list, oldest first).
+fn newest_flow(cookie: &str) -> Value {
+    let flows: Value = serde_json::from_str(cookie).unwrap();
+    flows.as_array().and_then(|f| f.last()).cloned().unwrap()
 }
 
 /// A login approved by the provider, not yet back at the callback.
@@ -439,6 +443,9 @@ fn flow_cookie() -> impl Strategy<Value = Option<FlowCookie>> {
         1 => text().prop_map(|t| Some(FlowCookie::Raw(t))),
         1 => text().prop_map(|t| Some(FlowCookie::Private(t))),
         3 => flow_json().prop_map(|v| Some(FlowCookie::Json(v))),
+        // The cookie holds a list of pending flows: lists of hostile flows and of anything.
+        2 => vec(flow_json(), 0..7).prop_map(|v| Some(FlowCookie::Json(Value::Array(v)))),
+        1 => vec(json_value(), 0..4).prop_map(|v| Some(FlowCookie::Json(Value::Array(v)))),
         1 => json_value().prop_map(|v| Some(FlowCookie::Json(v))),
     ]
 }
@@ -692,10 +699,12 @@ async fn client_input(fuzz: Arc<Fuzz>, input: Input) -> Result<(), TestCaseError
             let location = response.headers().get_one("Location").unwrap_or_default();
             let provider = format!("{}/login/oauth/authorize?", fuzz.server.url());
             prop_assert!(location.starts_with(&provider), "{}", location);
-            let flow = response.cookies().get_private(FLOW_COOKIE);
-            let flow: Value = serde_json::from_str(flow.as_ref().unwrap().value()).unwrap();
-            if let Some(next) = flow["next"].as_str() {
-                prop_assert!(is_local_path(next), "kept a non-local next: {next:?}");
+            let flows = response.cookies().get_private(FLOW_COOKIE);
+            let flows: Value = serde_json::from_str(flows.as_ref().unwrap().value()).unwrap();
+            for flow in flows.as_array().unwrap() {
+                if let Some(next) = flow["next"].as_str() {
+                    prop_assert!(is_local_path(next), "kept a non-local next: {next:?}");
+                }
             }
         }
         Target::Callback => {
@@ -1261,7 +1270,7 @@ async fn regression_flow_next_is_checked_again_at_the_callback() {
     ] {
         let callback = app.authorize(&app.client, "/auth/github").await;
         let flow = app.client.cookies().get_private(FLOW_COOKIE).unwrap();
-        let mut flow: Value = serde_json::from_str(flow.value()).unwrap();
+        let mut flow = newest_flow(flow.value());
         flow["next"] = json!(next);
         let r = app
             .client

@@ -208,7 +208,8 @@ async fn state_is_checked_before_anything(db: TestDb) {
     assert_eq!(r.status(), Status::BadRequest);
     assert_eq!(json(r).await["error"], "missing_flow");
 
-    // A wrong state: refused, the flow is spent, nothing stored, no provider call.
+    // A wrong state: refused, nothing stored, no provider call; the pending flow is left
+    // alone (a forged callback cannot cancel a login in progress).
     let callback = app.authorize(&app.client, "/auth/github").await;
     let forged = callback.replace("state=", "state=x");
     let calls = app.fake.token_calls();
@@ -225,22 +226,10 @@ async fn state_is_checked_before_anything(db: TestDb) {
         calls,
         "no code exchange on a bad state"
     );
-    let r = app
-        .client
-        .get(callback)
-        .header(accept_json())
-        .dispatch()
-        .await;
-    assert_eq!(
-        r.status(),
-        Status::BadRequest,
-        "the flow cookie is gone after a failure"
-    );
-    assert_eq!(json(r).await["error"], "missing_flow");
 
     // No state parameter.
-    let callback = app.authorize(&app.client, "/auth/github").await;
-    let code_only = callback
+    let second = app.authorize(&app.client, "/auth/github").await;
+    let code_only = second
         .split('&')
         .filter(|p| !p.contains("state="))
         .collect::<Vec<_>>()
@@ -252,6 +241,23 @@ async fn state_is_checked_before_anything(db: TestDb) {
 
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users").await, 0);
     assert!(app.client.cookies().get("jwt").is_none());
+
+    // Neither failure spent the flow: the genuine callback still completes, once.
+    let r = app.client.get(&callback).dispatch().await;
+    assert_eq!(
+        r.status(),
+        Status::SeeOther,
+        "the flow survives a mismatched callback"
+    );
+    drop(r);
+    let r = app
+        .client
+        .get(callback)
+        .header(accept_json())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::BadRequest, "a flow completes only once");
+    assert_eq!(json(r).await["error"], "state_mismatch");
 }
 
 async fn expired_and_foreign_flows_are_refused(db: TestDb) {
@@ -547,7 +553,10 @@ async fn cookies_are_secure_on_an_https_public_url() {
         .unwrap()
         .1;
     assert_eq!(redirect_uri, "https://app.example/auth/github/callback");
-    let flow = start.cookies().get("social_auth_flow_github").unwrap();
+    let flow = start
+        .cookies()
+        .get("__Secure-social_auth_flow_github")
+        .unwrap();
     assert_eq!(flow.secure(), Some(true));
 }
 

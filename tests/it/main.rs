@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod facebook;
 mod faults;
+mod flows;
 mod fuzz;
 mod github;
 mod guard;
