@@ -115,8 +115,9 @@ pub(crate) struct FlowParams<'a> {
     pub nonce: &'a str,
 }
 
-/// Why a provider call failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a provider call failed. `Clone`: one failed discovery or JWKS fetch answers every caller
+/// that waited on it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum ProviderError {
     /// The provider answered an error, e.g. `bad_verification_code`, a used code, a rate limit.
     #[error("the provider refused: {code}")]

@@ -1,8 +1,16 @@
 //! Google and any OpenID Connect provider: discovery (cached, retried while it fails), the code
 //! flow with `state`, `nonce` and PKCE S256, the token endpoint's advertised client
 //! authentication, and `id_token` verification against the provider's JWKS.
+//!
+//! Discovery cannot point our secrets elsewhere: every endpoint it names must be `https`
+//! (plain `http` only on loopback, and only when the configured issuer is itself loopback
+//! `http`). Discovery and the JWKS are fetched single-flight: callers that need a fetch in
+//! flight share its result, callers that have what they need never wait on it, and unknown
+//! `kid`s refetch the JWKS at most once per [`JWKS_REFETCH_FLOOR`].
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -16,7 +24,7 @@ use oauth2::{
     StandardTokenResponse, TokenUrl,
 };
 use rocket::async_trait;
-use rocket::tokio::sync::Mutex;
+use rocket::tokio::sync::OnceCell;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
@@ -24,13 +32,23 @@ use url::Url;
 
 use super::github::{token_error, token_set};
 use super::{FlowParams, Profile, Provider, ProviderError, TokenSet};
-use crate::config::{provider_url, ResolvedProvider};
+use crate::config::{is_loopback, ResolvedProvider};
 use crate::http::HttpClient;
 use crate::jwt::now;
 use crate::secret::Secret;
 
 /// Seconds of clock skew allowed on `exp` and `iat`.
 const LEEWAY: u64 = 60;
+
+/// The least time between two JWKS refetches caused by an unknown `kid`: 30 seconds.
+///
+/// Keys rotate, so an `id_token` whose `kid` is not in the cached JWKS makes us fetch the JWKS
+/// again; but a burst of callbacks with made-up `kid`s must not make a fetch each. The first
+/// such refetch happens at once (so a rotation is picked up by the first login that needs it);
+/// within this floor after it, an unknown `kid` is refused like any other bad `id_token` (502),
+/// without a fetch. Concurrent unknown `kid`s share the one refetch in flight, and a known `kid`
+/// never waits on it.
+pub(crate) const JWKS_REFETCH_FLOOR: Duration = Duration::from_secs(30);
 
 /// The `id_token` field of a token answer.
 #[derive(Clone, Serialize, Deserialize)]
@@ -74,6 +92,7 @@ struct Metadata {
     iss_parameter: bool,
 }
 
+/// The discovery document's fields we use.
 #[derive(Deserialize)]
 struct Discovery {
     issuer: String,
@@ -84,6 +103,229 @@ struct Discovery {
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
+}
+
+/// Why a discovery document is refused (the provider stays unavailable, and discovery is
+/// tried again on its next use).
+#[derive(Debug, thiserror::Error)]
+enum DiscoveryError {
+    /// The document is another issuer's.
+    #[error("discovery names the issuer `{found}`, not `{expected}`")]
+    OtherIssuer { found: String, expected: String },
+    /// An endpoint is not a URL.
+    #[error("discovery's `{field}` is not a valid URL: {reason}")]
+    InvalidUrl {
+        field: &'static str,
+        reason: url::ParseError,
+    },
+    /// An endpoint would take our client secret, a code or a token over plain `http`.
+    #[error(
+        "discovery's `{field}` must use https (plain http only on loopback, and only when the \
+         configured issuer is loopback http): `{url}`"
+    )]
+    Insecure { field: &'static str, url: String },
+    /// The token endpoint supports no client authentication we speak.
+    #[error("the token endpoint supports none of client_secret_basic, client_secret_post: {0:?}")]
+    NoClientAuth(Vec<String>),
+}
+
+impl From<DiscoveryError> for ProviderError {
+    fn from(e: DiscoveryError) -> Self {
+        ProviderError::BadResponse(e.to_string())
+    }
+}
+
+/// An endpoint named by the discovery document of `issuer`: `https`, or plain `http` on
+/// loopback when the configured issuer is itself loopback `http` (a local development
+/// provider). An `https` issuer's document never sends the client secret, a code or a token
+/// over plain `http`, not even to loopback.
+fn discovered_endpoint(
+    issuer: &Url,
+    field: &'static str,
+    value: &str,
+) -> Result<Url, DiscoveryError> {
+    let url = Url::parse(value).map_err(|reason| DiscoveryError::InvalidUrl { field, reason })?;
+    let loopback_issuer = issuer.scheme() == "http" && is_loopback(issuer);
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback_issuer && is_loopback(&url) => Ok(url),
+        _ => Err(DiscoveryError::Insecure {
+            field,
+            url: value.to_owned(),
+        }),
+    }
+}
+
+impl Metadata {
+    /// What the discovery document `doc` of the configured `issuer` tells us, once it passes
+    /// the checks: its issuer is ours, its endpoints are [`discovered_endpoint`]s, its token
+    /// endpoint takes a client authentication we speak.
+    fn from_discovery(issuer: &Url, doc: Discovery) -> Result<Metadata, DiscoveryError> {
+        let expected = issuer.as_str().trim_end_matches('/');
+        if doc.issuer.trim_end_matches('/') != expected {
+            return Err(DiscoveryError::OtherIssuer {
+                found: doc.issuer,
+                expected: expected.to_owned(),
+            });
+        }
+        let endpoint = |field, value: &str| discovered_endpoint(issuer, field, value);
+        let methods = doc
+            .token_endpoint_auth_methods_supported
+            .unwrap_or_default();
+        // client_secret_basic is the default when the provider says nothing.
+        let auth = if methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic") {
+            AuthType::BasicAuth
+        } else if methods.iter().any(|m| m == "client_secret_post") {
+            AuthType::RequestBody
+        } else {
+            return Err(DiscoveryError::NoClientAuth(methods));
+        };
+        Ok(Metadata {
+            authorization: endpoint("authorization_endpoint", &doc.authorization_endpoint)?,
+            token: endpoint("token_endpoint", &doc.token_endpoint)?,
+            userinfo: doc
+                .userinfo_endpoint
+                .as_deref()
+                .map(|u| endpoint("userinfo_endpoint", u))
+                .transpose()?,
+            jwks_uri: endpoint("jwks_uri", &doc.jwks_uri)?,
+            issuer: doc.issuer,
+            auth,
+            iss_parameter: doc.authorization_response_iss_parameter_supported,
+        })
+    }
+}
+
+/// One network fetch whose result every caller that needs it shares.
+type Flight<T> = Arc<OnceCell<Result<Arc<T>, ProviderError>>>;
+
+/// A document fetched over the network (discovery, the JWKS): the last one fetched and the
+/// fetch in flight, if any. Its std mutex is held only to read or swap these fields, never
+/// across an `.await`: a caller that has what it needs never waits on the network.
+struct Fetched<T> {
+    state: Mutex<FetchState<T>>,
+}
+
+/// The fields behind [`Fetched`]'s mutex.
+struct FetchState<T> {
+    /// The last document fetched, and the number of the fetch that brought it.
+    current: Option<(u64, Arc<T>)>,
+    /// The fetch in flight: its number, and the cell its result lands in.
+    flight: Option<(u64, Flight<T>)>,
+    /// Fetches started so far (the last one's number).
+    started: u64,
+    /// When the last refetch forced by an unknown `kid` started (JWKS only).
+    last_forced: Option<Instant>,
+}
+
+/// What a caller whose `kid` is not in the keys it looked at does next.
+enum Refetch<T> {
+    /// Keys newer than those it looked at have landed since: look there, fetch nothing.
+    Newer(Arc<T>),
+    /// Wait on this fetch: the one in flight, or one just started.
+    Join(u64, Flight<T>),
+    /// Within [`JWKS_REFETCH_FLOOR`] of the last forced refetch: refused, no fetch.
+    Refuse,
+}
+
+impl<T> FetchState<T> {
+    fn new() -> Self {
+        FetchState {
+            current: None,
+            flight: None,
+            started: 0,
+            last_forced: None,
+        }
+    }
+
+    /// The fetch in flight, or a new one.
+    fn join(&mut self) -> (u64, Flight<T>) {
+        if let Some((id, flight)) = &self.flight {
+            return (*id, flight.clone());
+        }
+        self.started += 1;
+        let flight = Flight::default();
+        self.flight = Some((self.started, flight.clone()));
+        (self.started, flight)
+    }
+
+    /// After a miss in the document of fetch `seen`, at `now`: look at a newer document if one
+    /// landed since, else join the fetch in flight, else start one unless the last forced
+    /// refetch started less than `floor` ago.
+    fn refetch(&mut self, seen: u64, now: Instant, floor: Duration) -> Refetch<T> {
+        if let Some((id, newer)) = &self.current {
+            if *id != seen {
+                return Refetch::Newer(newer.clone());
+            }
+        }
+        if let Some((id, flight)) = &self.flight {
+            return Refetch::Join(*id, flight.clone());
+        }
+        if self
+            .last_forced
+            .is_some_and(|last| now.saturating_duration_since(last) < floor)
+        {
+            return Refetch::Refuse;
+        }
+        self.last_forced = Some(now);
+        let (id, flight) = self.join();
+        Refetch::Join(id, flight)
+    }
+
+    /// Records how fetch `id` ended: a document replaces the current one; the flight is over
+    /// either way (the next caller that needs one starts another).
+    fn land(&mut self, id: u64, result: &Result<Arc<T>, ProviderError>) {
+        if let Ok(doc) = result {
+            self.current = Some((id, doc.clone()));
+        }
+        if self.flight.as_ref().is_some_and(|(f, _)| *f == id) {
+            self.flight = None;
+        }
+    }
+}
+
+impl<T> Fetched<T> {
+    fn new() -> Self {
+        Fetched {
+            state: Mutex::new(FetchState::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FetchState<T>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current document and its fetch's number, or the fetch to wait on for one.
+    fn current_or_join(&self) -> Result<(u64, Arc<T>), (u64, Flight<T>)> {
+        let mut state = self.lock();
+        match &state.current {
+            Some((id, doc)) => Ok((*id, doc.clone())),
+            None => Err(state.join()),
+        }
+    }
+
+    /// Waits on fetch `id`: the first caller to get here runs `fetch`, the others share its
+    /// result (a failure too). Should that caller go away (its request dropped), the next
+    /// waiter runs its own `fetch`.
+    async fn wait<F, Fut>(
+        &self,
+        id: u64,
+        flight: Flight<T>,
+        fetch: F,
+    ) -> Result<Arc<T>, ProviderError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        flight
+            .get_or_init(|| async move {
+                let result = fetch().await.map(Arc::new);
+                self.lock().land(id, &result);
+                result
+            })
+            .await
+            .clone()
+    }
 }
 
 /// An OpenID provider (Google is one with a default issuer and its own quirks).
@@ -97,8 +339,10 @@ pub(crate) struct Oidc {
     scopes: Vec<String>,
     offline: bool,
     http: HttpClient,
-    metadata: Mutex<Option<Arc<Metadata>>>,
-    keys: Mutex<Option<Arc<JwkSet>>>,
+    /// Discovery: fetched once, retried on use while it fails.
+    metadata: Fetched<Metadata>,
+    /// The JWKS: fetched on first use, again for an unknown `kid` (see [`JWKS_REFETCH_FLOOR`]).
+    keys: Fetched<JwkSet>,
 }
 
 fn bad(what: impl std::fmt::Display) -> ProviderError {
@@ -153,8 +397,8 @@ impl Oidc {
             scopes: config.scopes.clone(),
             offline: config.offline,
             http,
-            metadata: Mutex::new(None),
-            keys: Mutex::new(None),
+            metadata: Fetched::new(),
+            keys: Fetched::new(),
         }
     }
 
@@ -164,20 +408,23 @@ impl Oidc {
         self.metadata().await.map(|_| ())
     }
 
+    /// Discovery's answer: the cached one, else that of the fetch in flight (one for every
+    /// caller that waits, failed or not), else of a new fetch.
     async fn metadata(&self) -> Result<Arc<Metadata>, ProviderError> {
-        let mut cached = self.metadata.lock().await;
-        if let Some(metadata) = cached.as_ref() {
-            return Ok(metadata.clone());
-        }
-        let metadata = Arc::new(self.fetch_metadata().await.map_err(|e| {
-            log::error!(
-                "social_auth: discovery of provider `{}` failed: {e}",
-                self.name
-            );
-            ProviderError::Unavailable(e.to_string())
-        })?);
-        *cached = Some(metadata.clone());
-        Ok(metadata)
+        let (id, flight) = match self.metadata.current_or_join() {
+            Ok((_, metadata)) => return Ok(metadata),
+            Err(flight) => flight,
+        };
+        let fetch = || async {
+            self.fetch_metadata().await.map_err(|e| {
+                log::error!(
+                    "social_auth: discovery of provider `{}` failed: {e}",
+                    self.name
+                );
+                ProviderError::Unavailable(e.to_string())
+            })
+        };
+        self.metadata.wait(id, flight, fetch).await
     }
 
     async fn fetch_metadata(&self) -> Result<Metadata, ProviderError> {
@@ -190,73 +437,67 @@ impl Oidc {
                 answer.status.as_u16()
             )));
         }
-        let doc: Discovery = answer.json("discovery")?;
-        if doc.issuer.trim_end_matches('/') != issuer {
-            return Err(ProviderError::BadResponse(format!(
-                "discovery names the issuer `{}`, not `{issuer}`",
-                doc.issuer
-            )));
-        }
-        let endpoint = |field: &str, value: &str| {
-            provider_url(field, value).map_err(|e| ProviderError::BadResponse(e.to_string()))
-        };
-        let methods = doc
-            .token_endpoint_auth_methods_supported
-            .unwrap_or_default();
-        // client_secret_basic is the default when the provider says nothing.
-        let auth = if methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic") {
-            AuthType::BasicAuth
-        } else if methods.iter().any(|m| m == "client_secret_post") {
-            AuthType::RequestBody
-        } else {
-            return Err(ProviderError::BadResponse(format!(
-                "the token endpoint supports none of client_secret_basic, client_secret_post: {methods:?}"
-            )));
-        };
-        Ok(Metadata {
-            issuer: doc.issuer,
-            authorization: endpoint("authorization_endpoint", &doc.authorization_endpoint)?,
-            token: endpoint("token_endpoint", &doc.token_endpoint)?,
-            userinfo: doc
-                .userinfo_endpoint
-                .as_deref()
-                .map(|u| endpoint("userinfo_endpoint", u))
-                .transpose()?,
-            jwks_uri: endpoint("jwks_uri", &doc.jwks_uri)?,
-            auth,
-            iss_parameter: doc.authorization_response_iss_parameter_supported,
-        })
+        Ok(Metadata::from_discovery(
+            &self.issuer,
+            answer.json("discovery")?,
+        )?)
     }
 
-    /// The provider's keys; fetched again when asked to (an unknown `kid`: keys rotate).
-    async fn keys(&self, metadata: &Metadata, refetch: bool) -> Result<Arc<JwkSet>, ProviderError> {
-        let mut cached = self.keys.lock().await;
-        if let (Some(keys), false) = (cached.as_ref(), refetch) {
-            return Ok(keys.clone());
-        }
+    /// Fetches the provider's keys.
+    async fn fetch_keys(&self, metadata: &Metadata) -> Result<JwkSet, ProviderError> {
         let answer = self
             .http
             .send(self.http.get(metadata.jwks_uri.as_str()))
-            .await?;
+            .await
+            .map_err(|e| {
+                log::warn!("social_auth: the JWKS of provider `{}`: {e}", self.name);
+                ProviderError::from(e)
+            })?;
         if !answer.status.is_success() {
+            log::warn!(
+                "social_auth: the JWKS of provider `{}` answered {}",
+                self.name,
+                answer.status.as_u16()
+            );
             return Err(bad(format!("the JWKS answered {}", answer.status.as_u16())));
         }
-        let keys: Arc<JwkSet> = Arc::new(answer.json("JWKS")?);
-        *cached = Some(keys.clone());
-        Ok(keys)
+        answer.json("JWKS")
     }
 
+    /// The published key an `id_token` names: from the cached JWKS, else (keys rotate) from the
+    /// JWKS fetched again, at most once per [`JWKS_REFETCH_FLOOR`] for unknown `kid`s.
     async fn key_for(&self, metadata: &Metadata, kid: Option<&str>) -> Result<Jwk, ProviderError> {
         let pick = |keys: &JwkSet| match kid {
             Some(kid) => keys.find(kid).cloned(),
             None if keys.keys.len() == 1 => keys.keys.first().cloned(),
             None => None,
         };
-        if let Some(key) = pick(&*self.keys(metadata, false).await?) {
+        let fetch = || self.fetch_keys(metadata);
+        let (seen, keys) = match self.keys.current_or_join() {
+            Ok(current) => current,
+            Err((id, flight)) => (id, self.keys.wait(id, flight, fetch).await?),
+        };
+        if let Some(key) = pick(&keys) {
             return Ok(key);
         }
-        pick(&*self.keys(metadata, true).await?)
-            .ok_or_else(|| bad(format!("no published key has the id {kid:?}")))
+        let next = self
+            .keys
+            .lock()
+            .refetch(seen, Instant::now(), JWKS_REFETCH_FLOOR);
+        let keys = match next {
+            Refetch::Newer(keys) => keys,
+            Refetch::Join(id, flight) => self.keys.wait(id, flight, fetch).await?,
+            Refetch::Refuse => {
+                log::warn!(
+                    "social_auth: an id_token of provider `{}` names the unknown key {kid:?}; \
+                     the JWKS was fetched again less than {}s ago, so not now",
+                    self.name,
+                    JWKS_REFETCH_FLOOR.as_secs()
+                );
+                return Err(bad(format!("no published key has the id {kid:?}")));
+            }
+        };
+        pick(&keys).ok_or_else(|| bad(format!("no published key has the id {kid:?}")))
     }
 
     fn client(&self, metadata: &Metadata) -> Client {
@@ -472,5 +713,243 @@ impl Provider for Oidc {
             .await
             .map_err(token_error)?;
         Ok(token_set(&answer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use rocket::tokio::sync::Notify;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A discovery document of `issuer` whose endpoints are at `base`, with `field` set to
+    /// `value` when given.
+    fn document(issuer: &str, base: &str, field: Option<(&str, &str)>) -> Discovery {
+        let mut doc = json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{base}/authorize"),
+            "token_endpoint": format!("{base}/token"),
+            "userinfo_endpoint": format!("{base}/userinfo"),
+            "jwks_uri": format!("{base}/certs"),
+        });
+        if let Some((field, value)) = field {
+            doc[field] = json!(value);
+        }
+        serde_json::from_value(doc).expect("a discovery document")
+    }
+
+    const FIELDS: [&str; 4] = [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+    ];
+
+    #[test]
+    fn an_https_issuer_never_gets_plain_http_endpoints() {
+        let issuer = Url::parse("https://idp.example").unwrap();
+        for field in FIELDS {
+            for value in [
+                "http://127.0.0.1:9/x",
+                "http://localhost:9/x",
+                "http://[::1]:9/x",
+                "http://idp.example/x",
+                "ftp://idp.example/x",
+            ] {
+                let doc = document(
+                    "https://idp.example",
+                    "https://idp.example",
+                    Some((field, value)),
+                );
+                match Metadata::from_discovery(&issuer, doc) {
+                    Err(DiscoveryError::Insecure { field: f, url }) => {
+                        assert_eq!((f, url.as_str()), (field, value));
+                    }
+                    other => panic!("{field} = {value}: {other:?}"),
+                }
+            }
+        }
+        let doc = document("https://idp.example", "https://idp.example", None);
+        assert!(Metadata::from_discovery(&issuer, doc).is_ok());
+    }
+
+    #[test]
+    fn a_loopback_https_issuer_gets_no_plain_http_either() {
+        let issuer = Url::parse("https://127.0.0.1:8443").unwrap();
+        let doc = document(
+            "https://127.0.0.1:8443",
+            "https://127.0.0.1:8443",
+            Some(("token_endpoint", "http://127.0.0.1:8080/token")),
+        );
+        assert!(matches!(
+            Metadata::from_discovery(&issuer, doc),
+            Err(DiscoveryError::Insecure {
+                field: "token_endpoint",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_loopback_http_issuer_may_name_loopback_http_but_nothing_else_plain() {
+        let issuer = Url::parse("http://127.0.0.1:9").unwrap();
+        for base in [
+            "http://127.0.0.1:9",
+            "http://localhost:10",
+            "https://idp.example",
+        ] {
+            let doc = document("http://127.0.0.1:9", base, None);
+            assert!(Metadata::from_discovery(&issuer, doc).is_ok(), "{base}");
+        }
+        for field in FIELDS {
+            let doc = document(
+                "http://127.0.0.1:9",
+                "http://127.0.0.1:9",
+                Some((field, "http://idp.example/x")),
+            );
+            let err = Metadata::from_discovery(&issuer, doc).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("`{field}` must use https")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_document_of_another_issuer_or_with_a_bad_url_is_refused() {
+        let issuer = Url::parse("https://idp.example").unwrap();
+        let doc = document("https://evil.example", "https://idp.example", None);
+        assert!(matches!(
+            Metadata::from_discovery(&issuer, doc),
+            Err(DiscoveryError::OtherIssuer { .. })
+        ));
+        let doc = document(
+            "https://idp.example/",
+            "https://idp.example",
+            Some(("jwks_uri", "not a url")),
+        );
+        assert!(matches!(
+            Metadata::from_discovery(&issuer, doc),
+            Err(DiscoveryError::InvalidUrl {
+                field: "jwks_uri",
+                ..
+            })
+        ));
+    }
+
+    fn keys_landed(id: u64) -> FetchState<u64> {
+        let mut state = FetchState::new();
+        let (first, _) = state.join();
+        state.land(first, &Ok(Arc::new(0)));
+        while state.started < id {
+            let (next, _) = state.join();
+            state.land(next, &Ok(Arc::new(next)));
+        }
+        state
+    }
+
+    #[test]
+    fn the_first_unknown_kid_refetches_then_the_floor_holds_until_it_has_passed() {
+        let floor = Duration::from_secs(30);
+        let t0 = Instant::now();
+        let mut state = keys_landed(1);
+        let Refetch::Join(id, _) = state.refetch(1, t0, floor) else {
+            panic!("the first unknown kid refetches");
+        };
+        assert_eq!(id, 2);
+        state.land(id, &Ok(Arc::new(2)));
+        assert!(state.flight.is_none());
+        let just_before = t0 + floor - Duration::from_millis(1);
+        assert!(matches!(
+            state.refetch(2, just_before, floor),
+            Refetch::Refuse
+        ));
+        assert_eq!(state.started, 2, "refused without a fetch");
+        assert!(matches!(
+            state.refetch(2, t0 + floor, floor),
+            Refetch::Join(3, _)
+        ));
+    }
+
+    #[test]
+    fn a_miss_joins_the_refetch_in_flight_or_looks_at_newer_keys() {
+        let floor = Duration::from_secs(30);
+        let now = Instant::now();
+        let mut state = keys_landed(1);
+        let Refetch::Join(id, _) = state.refetch(1, now, floor) else {
+            panic!("refetch");
+        };
+        // A burst while it is in flight: every miss joins it, none starts another.
+        for _ in 0..5 {
+            assert!(matches!(state.refetch(1, now, floor), Refetch::Join(i, _) if i == id));
+        }
+        assert_eq!(state.started, id);
+        // A failed refetch still counts for the floor.
+        state.land(id, &Err(ProviderError::Timeout));
+        assert!(matches!(state.refetch(1, now, floor), Refetch::Refuse));
+        // A miss in keys older than the current ones looks at those, whatever the floor.
+        let mut state = keys_landed(3);
+        assert!(matches!(state.refetch(2, now, floor), Refetch::Newer(k) if *k == 3));
+    }
+
+    #[rocket::async_test]
+    async fn callers_share_the_fetch_in_flight_and_those_who_have_keys_do_not_wait() {
+        let fetched: Fetched<u64> = Fetched::new();
+        let calls = AtomicU64::new(0);
+        let release = Notify::new();
+        let fetch = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            release.notified().await;
+            Err::<u64, _>(ProviderError::Timeout)
+        };
+        // Five callers with nothing cached: one fetch, and its failure answers all of them.
+        let waiters = (0..5).map(|_| async {
+            let (id, flight) = fetched.current_or_join().expect_err("nothing cached");
+            fetched.wait(id, flight, fetch).await
+        });
+        let all = rocket::futures::future::join_all(waiters);
+        let releaser = async {
+            while calls.load(Ordering::SeqCst) == 0 {
+                rocket::tokio::task::yield_now().await;
+            }
+            release.notify_one();
+        };
+        let (results, ()) = rocket::tokio::join!(all, releaser);
+        assert!(results
+            .iter()
+            .all(|r| matches!(r, Err(ProviderError::Timeout))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // Once a document landed, a refetch in flight holds up no one who has it.
+        let (id, flight) = fetched
+            .current_or_join()
+            .expect_err("the failure was not cached");
+        let landed = fetched.wait(id, flight, || async { Ok(7) }).await;
+        assert!(matches!(landed.as_deref(), Ok(7)));
+        let forced = fetched
+            .lock()
+            .refetch(id, Instant::now(), JWKS_REFETCH_FLOOR);
+        let Refetch::Join(forced_id, forced) = forced else {
+            panic!("the first forced refetch starts");
+        };
+        let slow = fetched.wait(forced_id, forced, || async {
+            release.notified().await;
+            Ok(8)
+        });
+        let meanwhile = async {
+            rocket::tokio::task::yield_now().await;
+            // The refetch is pending (its fetch waits on `release`); the cached keys are there.
+            let current = fetched.current_or_join().ok().map(|(_, doc)| *doc);
+            release.notify_one();
+            current
+        };
+        let (slow, meanwhile) = rocket::tokio::join!(slow, meanwhile);
+        assert_eq!(meanwhile, Some(7), "read while the refetch was in flight");
+        assert!(matches!(slow.as_deref(), Ok(8)));
+        assert!(matches!(fetched.current_or_join(), Ok((_, doc)) if *doc == 8));
     }
 }

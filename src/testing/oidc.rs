@@ -1,6 +1,8 @@
 //! A fake OpenID Connect provider in Google's image: discovery, a rotating RS256 JWKS, signed
 //! `id_token`s, userinfo, the token endpoint with PKCE and refresh (no new refresh token, as
-//! Google), Google's error bodies, and faults that break one `id_token` check at a time.
+//! Google), Google's error bodies, and faults that break one `id_token` check at a time. Its
+//! discovery document can be rewritten field by field, and its discovery and JWKS answers held
+//! back (to see what a slow provider does to its clients).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +19,7 @@ use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::Redirect;
 use rocket::serde::json::{json, Value};
+use rocket::tokio::sync::watch;
 use rocket::{get, post, routes, Route, State};
 use sha2::{Digest, Sha256};
 
@@ -139,8 +142,48 @@ struct Grant {
     used: bool,
 }
 
+/// Holds one endpoint's answers while paused, and counts the requests it holds.
+struct Gate {
+    paused: watch::Sender<bool>,
+    waiting: AtomicU64,
+}
+
+/// Counts a held request down when it goes, answered or dropped.
+struct Held<'a>(&'a AtomicU64);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Gate {
+    fn new() -> Self {
+        Gate {
+            paused: watch::channel(false).0,
+            waiting: AtomicU64::new(0),
+        }
+    }
+
+    fn set_paused(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+
+    /// Returns at once unless paused; else when resumed.
+    async fn pass(&self) {
+        let mut paused = self.paused.subscribe();
+        if !*paused.borrow_and_update() {
+            return;
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _held = Held(&self.waiting);
+        let _ = paused.wait_for(|p| !p).await;
+    }
+}
+
 struct Inner {
     issuer: Option<String>,
+    discovery_fields: HashMap<String, Value>,
     client_auth: ClientAuth,
     google: bool,
     legacy_issuer: bool,
@@ -166,6 +209,8 @@ pub struct FakeOidc {
     discovery_calls: Arc<AtomicU64>,
     jwks_calls: Arc<AtomicU64>,
     token_calls: Arc<AtomicU64>,
+    discovery_gate: Arc<Gate>,
+    jwks_gate: Arc<Gate>,
 }
 
 impl std::fmt::Debug for FakeOidc {
@@ -195,6 +240,7 @@ impl FakeOidc {
             client_secret: client_secret.to_owned(),
             inner: Arc::new(Mutex::new(Inner {
                 issuer: None,
+                discovery_fields: HashMap::new(),
                 client_auth: ClientAuth::Basic,
                 google,
                 legacy_issuer: false,
@@ -213,6 +259,8 @@ impl FakeOidc {
             discovery_calls: Arc::new(AtomicU64::new(0)),
             jwks_calls: Arc::new(AtomicU64::new(0)),
             token_calls: Arc::new(AtomicU64::new(0)),
+            discovery_gate: Arc::new(Gate::new()),
+            jwks_gate: Arc::new(Gate::new()),
         }
     }
 
@@ -252,6 +300,38 @@ impl FakeOidc {
         self.lock().discovery_down = down;
     }
 
+    /// Sets `field` of the discovery document to `value` over what the fake sends (`None`:
+    /// the fake's own again), e.g. a `token_endpoint` elsewhere.
+    pub fn set_discovery_field(&self, field: &str, value: Option<Value>) {
+        let mut inner = self.lock();
+        match value {
+            Some(value) => inner.discovery_fields.insert(field.to_owned(), value),
+            None => inner.discovery_fields.remove(field),
+        };
+    }
+
+    /// Holds discovery answers (`true`) until called with `false`; the requests are counted
+    /// in [`discovery_calls`](Self::discovery_calls) when they arrive.
+    pub fn set_discovery_paused(&self, paused: bool) {
+        self.discovery_gate.set_paused(paused);
+    }
+
+    /// Holds JWKS answers (`true`) until called with `false`; the requests are counted in
+    /// [`jwks_calls`](Self::jwks_calls) when they arrive.
+    pub fn set_jwks_paused(&self, paused: bool) {
+        self.jwks_gate.set_paused(paused);
+    }
+
+    /// Discovery requests held now.
+    pub fn discovery_waiting(&self) -> u64 {
+        self.discovery_gate.waiting.load(Ordering::SeqCst)
+    }
+
+    /// JWKS requests held now.
+    pub fn jwks_waiting(&self) -> u64 {
+        self.jwks_gate.waiting.load(Ordering::SeqCst)
+    }
+
     /// Sends `iss` in authorization responses and advertises it (RFC 9207).
     pub fn set_iss_parameter(&self, on: bool) {
         self.lock().iss_parameter = on;
@@ -277,12 +357,12 @@ impl FakeOidc {
         self.lock().refresh.clear();
     }
 
-    /// Discovery documents served.
+    /// Discovery requests received.
     pub fn discovery_calls(&self) -> u64 {
         self.discovery_calls.load(Ordering::SeqCst)
     }
 
-    /// JWKS documents served.
+    /// JWKS requests received.
     pub fn jwks_calls(&self) -> u64 {
         self.jwks_calls.load(Ordering::SeqCst)
     }
@@ -419,8 +499,9 @@ impl<'r> FromRequest<'r> for HostHeader {
 }
 
 #[get("/.well-known/openid-configuration")]
-fn discovery(fake: &State<FakeOidc>, host: HostHeader) -> Raw {
+async fn discovery(fake: &State<FakeOidc>, host: HostHeader) -> Raw {
     fake.discovery_calls.fetch_add(1, Ordering::SeqCst);
+    fake.discovery_gate.pass().await;
     let issuer = fake.issuer(&host);
     let inner = fake.lock();
     if inner.discovery_down {
@@ -430,9 +511,7 @@ fn discovery(fake: &State<FakeOidc>, host: HostHeader) -> Raw {
         ClientAuth::Basic => "client_secret_basic",
         ClientAuth::Post => "client_secret_post",
     };
-    json_answer(
-        Status::Ok,
-        json!({
+    let mut document = json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/authorize"),
             "token_endpoint": format!("{issuer}/token"),
@@ -447,13 +526,17 @@ fn discovery(fake: &State<FakeOidc>, host: HostHeader) -> Raw {
             "code_challenge_methods_supported": ["plain", "S256"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "authorization_response_iss_parameter_supported": inner.iss_parameter,
-        }),
-    )
+    });
+    for (field, value) in &inner.discovery_fields {
+        document[field.as_str()] = value.clone();
+    }
+    json_answer(Status::Ok, document)
 }
 
 #[get("/certs")]
-fn certs(fake: &State<FakeOidc>) -> Raw {
+async fn certs(fake: &State<FakeOidc>) -> Raw {
     fake.jwks_calls.fetch_add(1, Ordering::SeqCst);
+    fake.jwks_gate.pass().await;
     let keys: Vec<Value> = fake.lock().keys.iter().map(|k| k.jwk.clone()).collect();
     json_answer(Status::Ok, json!({ "keys": keys }))
 }

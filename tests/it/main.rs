@@ -4,6 +4,7 @@ mod common;
 
 mod config;
 mod demo;
+mod discovery;
 mod facebook;
 mod faults;
 mod flows;
