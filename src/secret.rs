@@ -7,8 +7,9 @@ use subtle::ConstantTimeEq;
 
 /// A secret value (client secret, JWT secret, provider token).
 ///
-/// `Debug` and `Display` print `[redacted]`; the value is read only through
-/// [`Secret::expose`], so every place that handles the plain value is easy to find.
+/// `Debug` prints `[redacted]` and there is no `Display`: the value is read only through
+/// [`Secret::expose`], so every place that handles the plain value is easy to find, and a
+/// secret cannot slip into a formatted message.
 ///
 /// ```
 /// use rocket_social_auth::Secret;
@@ -50,12 +51,6 @@ impl Secret {
 }
 
 impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }

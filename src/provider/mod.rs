@@ -9,8 +9,9 @@ pub(crate) mod facebook;
 pub(crate) mod github;
 pub(crate) mod oidc;
 
-/// Tokens a provider granted.
-#[derive(Debug, Clone)]
+/// Tokens a provider granted. `Debug` shows which are present, never a value (the `id_token`
+/// is a bearer credential with the user's profile in it).
+#[derive(Clone)]
 pub(crate) struct TokenSet {
     pub access_token: Secret,
     pub refresh_token: Option<Secret>,
@@ -45,6 +46,17 @@ fn check_storable<'a>(
         ));
     }
     Ok(())
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token", &self.access_token)
+            .field("refresh_token", &self.refresh_token)
+            .field("expires_at", &self.expires_at)
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl TokenSet {
@@ -203,5 +215,25 @@ pub(crate) trait Provider: Send + Sync {
     /// attacks). Providers that do not send it accept its absence.
     async fn check_response_issuer(&self, _iss: Option<&str>) -> Result<(), ProviderError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_set_debug_prints_no_token() {
+        let tokens = TokenSet {
+            access_token: Secret::new("gho_access"),
+            refresh_token: Some(Secret::new("ghr_refresh")),
+            expires_at: Some(1),
+            id_token: Some("eyJhbGciOi.the-id-token.sig".into()),
+        };
+        let debug = format!("{tokens:?}");
+        for secret in ["gho_access", "ghr_refresh", "the-id-token"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("id_token: Some(\"[redacted]\")"), "{debug}");
     }
 }
