@@ -123,14 +123,15 @@ fn read_config(figment: &Figment) -> Result<(Config, Vec<ResolvedProvider>), Str
 
 /// The token vault of a configuration; an empty `token_keys` gives a per-process key (debug).
 fn vault(config: &Config) -> Result<TokenVault, ConfigError> {
-    let vault = TokenVault::from_config(&config.token_keys)?;
-    if vault.is_empty() {
-        if !config.providers.is_empty() {
-            log::warn!("social_auth: no token_keys configured: provider tokens are encrypted under a random key of this process and will not decrypt after a restart (development only)");
+    match TokenVault::from_config(&config.token_keys)? {
+        Some(vault) => Ok(vault),
+        None => {
+            if !config.providers.is_empty() {
+                log::warn!("social_auth: no token_keys configured: provider tokens are encrypted under a random key of this process and will not decrypt after a restart (development only)");
+            }
+            Ok(TokenVault::ephemeral())
         }
-        return Ok(TokenVault::ephemeral());
     }
-    Ok(vault)
 }
 
 #[rocket::async_trait]

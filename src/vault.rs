@@ -64,8 +64,9 @@ fn aad(column: Column, row: RowId<'_>, kid: &str) -> Vec<u8> {
 }
 
 impl TokenVault {
-    /// Parses `token_keys` entries `"<kid>:<base64 of 32 bytes>"`.
-    pub(crate) fn from_config(entries: &[Secret]) -> Result<Self, ConfigError> {
+    /// Parses `token_keys` entries `"<kid>:<base64 of 32 bytes>"`; `None` when there are
+    /// none (a vault always has a key to seal with).
+    pub(crate) fn from_config(entries: &[Secret]) -> Result<Option<Self>, ConfigError> {
         let mut keys: Vec<(String, Aes256Gcm)> = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             let key = format!("social_auth.token_keys[{i}]");
@@ -101,7 +102,7 @@ impl TokenVault {
             })?;
             keys.push((kid.to_owned(), cipher));
         }
-        Ok(TokenVault { keys })
+        Ok((!keys.is_empty()).then_some(TokenVault { keys }))
     }
 
     /// A vault with one random key, for development only.
@@ -114,14 +115,9 @@ impl TokenVault {
         }
     }
 
-    /// Whether no key is configured.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// The key id that seals.
     pub(crate) fn current_kid(&self) -> &str {
-        self.keys.first().map(|(k, _)| k.as_str()).unwrap_or("")
+        &self.keys[0].0
     }
 
     /// Encrypts `plain` for `column` of `row` under the current key.
@@ -188,6 +184,7 @@ mod tests {
     fn vault(entries: &[&str]) -> TokenVault {
         TokenVault::from_config(&entries.iter().map(|e| Secret::new(*e)).collect::<Vec<_>>())
             .unwrap()
+            .expect("at least one key")
     }
 
     const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -246,5 +243,10 @@ mod tests {
         }
         let dup = TokenVault::from_config(&[Secret::new(K1), Secret::new(K1)]).unwrap_err();
         assert_eq!(dup.key(), "social_auth.token_keys[1]");
+    }
+
+    #[test]
+    fn no_keys_make_no_vault() {
+        assert!(TokenVault::from_config(&[]).unwrap().is_none());
     }
 }
