@@ -185,6 +185,52 @@ pub struct JwtKeyConfig {
     pub private_key: Option<Secret>,
 }
 
+/// The algorithm that signs our JWTs (`social_auth.jwt.algorithm`); tokens signed with any
+/// other are refused. An unknown name fails launch naming the key.
+///
+/// ```
+/// use rocket_social_auth::JwtAlgorithm;
+///
+/// let alg: JwtAlgorithm = serde_json::from_str("\"ES256\"").unwrap();
+/// assert_eq!(alg, JwtAlgorithm::ES256);
+/// assert!(!alg.is_hmac());
+/// assert_eq!(JwtAlgorithm::default().to_string(), "HS256");
+/// assert!(serde_json::from_str::<JwtAlgorithm>("\"none\"").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[non_exhaustive]
+pub enum JwtAlgorithm {
+    /// HMAC with SHA-256, keyed by `secret` (the default).
+    #[default]
+    HS256,
+    /// HMAC with SHA-384.
+    HS384,
+    /// HMAC with SHA-512.
+    HS512,
+    /// RSA PKCS#1 v1.5 with SHA-256, with `keys`.
+    RS256,
+    /// ECDSA on P-256 with SHA-256, with `keys`.
+    ES256,
+    /// Ed25519, with `keys`.
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    /// Whether it is keyed by the shared `secret` (HMAC) rather than by `keys`.
+    pub fn is_hmac(self) -> bool {
+        matches!(
+            self,
+            JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512
+        )
+    }
+}
+
+impl fmt::Display for JwtAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
 /// The `[default.social_auth.jwt]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,8 +241,8 @@ pub struct JwtConfig {
     pub secret: Option<Secret>,
     /// `HS256`, `HS384`, `HS512`, or with `keys`: `RS256`, `ES256`, `EdDSA`. Default `"HS256"`.
     /// Tokens signed with any other algorithm are refused.
-    #[serde(default = "default_algorithm")]
-    pub algorithm: String,
+    #[serde(default)]
+    pub algorithm: JwtAlgorithm,
     /// Asymmetric keys (with `RS256`, `ES256`, `EdDSA`): the first signs, all verify.
     #[serde(default)]
     pub keys: Vec<JwtKeyConfig>,
@@ -318,9 +364,6 @@ fn default_timeout() -> u64 {
 }
 fn default_true() -> bool {
     true
-}
-fn default_algorithm() -> String {
-    "HS256".into()
 }
 fn default_exp() -> u64 {
     60
@@ -501,18 +544,7 @@ impl Config {
 impl JwtConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let key = |k: &str| format!("social_auth.jwt.{k}");
-        let hmac = matches!(self.algorithm.as_str(), "HS256" | "HS384" | "HS512");
-        let asymmetric = matches!(self.algorithm.as_str(), "RS256" | "ES256" | "EdDSA");
-        if !hmac && !asymmetric {
-            return Err(ConfigError::new(
-                key("algorithm"),
-                format!(
-                    "is `{}`, which is not supported: use HS256, HS384, HS512, RS256, ES256 or EdDSA",
-                    self.algorithm
-                ),
-            ));
-        }
-        if hmac {
+        if self.algorithm.is_hmac() {
             match &self.secret {
                 None => return Err(ConfigError::new(key("secret"), "is required")),
                 Some(s) if s.expose().len() < 32 => {
@@ -780,7 +812,7 @@ mod tests {
         assert_eq!(c.http_timeout_secs, 10);
         assert!(c.migrate);
         assert!(!c.expose_refresh_token);
-        assert_eq!(c.jwt.algorithm, "HS256");
+        assert_eq!(c.jwt.algorithm, JwtAlgorithm::HS256);
         assert_eq!(c.jwt.exp_minutes, 60);
         assert!(c.validate(&Profile::new("debug")).unwrap().is_empty());
     }

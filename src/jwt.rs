@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, JwtConfig, JwtKeyConfig};
+use crate::config::{ConfigError, JwtAlgorithm, JwtConfig, JwtKeyConfig};
 
 /// The claims of a JWT issued by this crate.
 ///
@@ -234,14 +234,14 @@ pub(crate) fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-fn algorithm(name: &str) -> Algorithm {
-    match name {
-        "HS384" => Algorithm::HS384,
-        "HS512" => Algorithm::HS512,
-        "RS256" => Algorithm::RS256,
-        "ES256" => Algorithm::ES256,
-        "EdDSA" => Algorithm::EdDSA,
-        _ => Algorithm::HS256,
+fn algorithm(algorithm: JwtAlgorithm) -> Algorithm {
+    match algorithm {
+        JwtAlgorithm::HS256 => Algorithm::HS256,
+        JwtAlgorithm::HS384 => Algorithm::HS384,
+        JwtAlgorithm::HS512 => Algorithm::HS512,
+        JwtAlgorithm::RS256 => Algorithm::RS256,
+        JwtAlgorithm::ES256 => Algorithm::ES256,
+        JwtAlgorithm::EdDSA => Algorithm::EdDSA,
     }
 }
 
@@ -313,7 +313,7 @@ impl JwtCodec {
     /// Builds the codec from a configuration that passed `validate`; reading the keys may fail.
     pub(crate) fn new(config: &JwtConfig) -> Result<Self, ConfigError> {
         install_crypto();
-        let algorithm = algorithm(&config.algorithm);
+        let algorithm = algorithm(config.algorithm);
         let mut validation = Validation::new(algorithm);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
@@ -544,7 +544,7 @@ mod tests {
     fn codec(alg: &str) -> JwtCodec {
         JwtCodec::new(&JwtConfig {
             secret: Some(Secret::new("0123456789abcdef0123456789abcdef")),
-            algorithm: alg.into(),
+            algorithm: serde_json::from_value(serde_json::json!(alg)).unwrap(),
             keys: Vec::new(),
             issuer: None,
             audience: None,

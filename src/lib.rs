@@ -59,7 +59,8 @@ pub mod testing;
 mod vault;
 
 pub use config::{
-    Config, ConfigError, JwtConfig, JwtKeyConfig, ProviderConfig, ProviderKind, RateLimitConfig,
+    Config, ConfigError, JwtAlgorithm, JwtConfig, JwtKeyConfig, ProviderConfig, ProviderKind,
+    RateLimitConfig,
 };
 pub use db::{AuthDb, SqlxPool};
 pub use fairing::{reencrypt, SocialAuthFairing};
