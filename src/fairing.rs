@@ -12,6 +12,7 @@ use rocket_db_pools::Database;
 
 use crate::config::{Config, ConfigError, ProviderKind, ResolvedProvider};
 use crate::db::{self, AuthDb};
+use crate::error::{Error, ErrorKind};
 use crate::http::HttpClient;
 use crate::jwt::{install_crypto, random_token, JwtCodec};
 use crate::policy::{AllowAll, Policy};
@@ -20,8 +21,8 @@ use crate::provider::github::Github;
 use crate::provider::oidc::Oidc;
 use crate::provider::Provider;
 use crate::routes::routes;
-use crate::service::{AuthService, Error, ProviderEntry};
-use crate::store::{LoginOptions, ReencryptReport, Store};
+use crate::service::{AuthService, ProviderEntry};
+use crate::store::{LoginOptions, ReencryptReport, Store, StoreError};
 use crate::testing::FakeGithub;
 use crate::vault::TokenVault;
 
@@ -287,24 +288,49 @@ fn dev_provider(config: &Config, mut provider: ResolvedProvider) -> (FakeGithub,
 /// ```
 pub async fn reencrypt(figment: &Figment) -> Result<ReencryptReport, Error> {
     install_crypto();
-    let (config, _) = read_config(figment).map_err(Error::Config)?;
+    let (config, _) = read_config(figment).map_err(|e| Error::new(ErrorKind::Config, e))?;
+    let vault = vault(&config).map_err(|e| {
+        Error::caused_by(ErrorKind::Config, format!("invalid configuration: {e}"), e)
+    })?;
     if config.token_keys.is_empty() {
-        return Err(Error::Config(
-            "`social_auth.token_keys` is empty: there is no key to encrypt with".into(),
+        return Err(Error::new(
+            ErrorKind::Config,
+            "`social_auth.token_keys` is empty: there is no key to encrypt with",
         ));
     }
-    let vault = vault(&config).map_err(|e| Error::Config(e.to_string()))?;
     let db_figment = figment
         .focus("databases.social_auth")
         .join(("connect_timeout", 5))
         .join(("max_connections", 2));
     let pool = <crate::db::SqlxPool as rocket_db_pools::Pool>::init(&db_figment)
         .await
-        .map_err(|e| Error::Config(format!("`databases.social_auth`: {e}")))?;
+        .map_err(|e| match e {
+            // A configuration the pool cannot read is the configuration's fault…
+            rocket_db_pools::Error::Config(e) => Error::caused_by(
+                ErrorKind::Config,
+                format!("`databases.social_auth`: {e}"),
+                e,
+            ),
+            // …a database that does not answer is the database's.
+            rocket_db_pools::Error::Init(e) | rocket_db_pools::Error::Get(e) => Error::caused_by(
+                ErrorKind::DatabaseUnavailable,
+                "the database `databases.social_auth` cannot be reached",
+                e,
+            ),
+        })?;
     if config.migrate {
-        db::migrate(&pool)
-            .await
-            .map_err(|e| Error::Config(format!("the migrations failed: {e}")))?;
+        db::migrate(&pool).await.map_err(|e| match e {
+            // The pool connects lazily: this is where an unreachable database shows.
+            sqlx::migrate::MigrateError::Execute(e) => match StoreError::from(e) {
+                StoreError::Unavailable(e) => Error::caused_by(
+                    ErrorKind::DatabaseUnavailable,
+                    "the database `databases.social_auth` cannot be reached",
+                    e,
+                ),
+                other => Error::caused_by(ErrorKind::Database, "the migrations failed", other),
+            },
+            e => Error::caused_by(ErrorKind::Database, "the migrations failed", e),
+        })?;
     }
     let store = Store::new(sqlx::AnyPool::clone(&pool), Arc::new(vault));
     let mut report = ReencryptReport::default();

@@ -47,6 +47,7 @@ mod flow;
 mod guard;
 mod http;
 mod jwt;
+mod login_error;
 mod policy;
 mod provider;
 mod ratelimit;
@@ -63,11 +64,12 @@ pub use config::{
     RateLimitConfig,
 };
 pub use db::{AuthDb, SqlxPool};
+pub use error::{Error, ErrorKind};
 pub use fairing::{reencrypt, SocialAuthFairing};
 pub use flow::is_local_path;
 pub use guard::{AuthUser, SocialAuth};
 pub use jwt::{Claims, Identity, IssuedJwt};
 pub use policy::{Denied, Policy, SignIn};
 pub use secret::Secret;
-pub use service::{AuthService, Error, RefreshReply, TokenReply, UnlinkReply};
+pub use service::{AuthService, RefreshReply, TokenReply, UnlinkReply};
 pub use store::{ReencryptReport, User};

@@ -104,7 +104,13 @@ async fn reencrypt() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: reencrypt: {e}");
+            let mut message = format!("error: reencrypt: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                message.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            eprintln!("{message}");
             ExitCode::FAILURE
         }
     }

@@ -6,10 +6,10 @@ use rocket::response::{self, Redirect, Responder};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, post, routes, Route, State};
 
-use crate::error::LoginError;
 use crate::flow::{is_local_path, Flow};
 use crate::guard::{resolve, SocialAuth};
 use crate::jwt::Claims;
+use crate::login_error::LoginError;
 use crate::provider::FlowParams;
 use crate::service::{AuthService, RefreshReply, TokenReply, UnlinkReply};
 

@@ -12,10 +12,11 @@ use rocket::time::{Duration, OffsetDateTime};
 
 use crate::client_ip::ClientAddress;
 use crate::config::Config;
-use crate::error::LoginError;
+use crate::error::{Error, ErrorKind};
 use crate::flow::Flow;
 use crate::guard::jwt_cookie_name;
 use crate::jwt::{canonical_user_id, Claims, Identity, IssuedJwt, JwtCodec, VerifiedCache};
+use crate::login_error::LoginError;
 use crate::policy::Policy;
 use crate::provider::{FlowParams, Profile, Provider, ProviderError, RefreshWith, TokenSet};
 use crate::ratelimit::RateLimit;
@@ -25,37 +26,6 @@ use crate::store::{
     sign_in, LinkOutcome, LoginOptions, NewSession, Store, StoreError, UnlinkOutcome,
 };
 use crate::vault::Column;
-
-/// Errors of [`AuthService`]'s functions.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The database is down or unreachable.
-    #[error("the database is unavailable")]
-    DatabaseUnavailable,
-    /// A query failed.
-    #[error("database error: {0}")]
-    Database(String),
-    /// A JWT could not be signed.
-    #[error("the token could not be signed")]
-    Token,
-    /// The configuration is invalid; the message names the key.
-    #[error("{0}")]
-    Config(String),
-    /// The identity cannot be issued a token: a `provider` with a `sub` that is not one of
-    /// our user ids (canonical decimal).
-    #[error("invalid identity: {0}")]
-    Identity(&'static str),
-}
-
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => Error::DatabaseUnavailable,
-            other => Error::Database(other.to_string()),
-        }
-    }
-}
 
 /// The answer of `GET {base}/token` and `GET {base}/refresh_token`, and of
 /// [`AuthService::get_token`] and [`AuthService::get_refresh_token`]:
@@ -319,29 +289,22 @@ impl AuthService {
     /// own login (`provider: None`, read as [`SocialAuth::Local`](crate::SocialAuth::Local)).
     ///
     /// A token with a `provider` is a social session of user `sub`: `sub` must then be one of
-    /// our user ids in canonical decimal, else [`Error::Identity`].
+    /// our user ids in canonical decimal, else an error of kind [`ErrorKind::Identity`].
     pub async fn issue_jwt(&self, identity: Identity) -> Result<IssuedJwt, Error> {
         if identity.provider.is_some() && canonical_user_id(&identity.sub).is_none() {
-            return Err(Error::Identity(
-                "a token with a provider must have a user id (canonical decimal) as its sub",
+            return Err(Error::new(
+                ErrorKind::Identity,
+                "invalid identity: a token with a provider must have a user id (canonical decimal) as its sub",
             ));
         }
-        self.issue_recorded(identity).await.map_err(|e| match e {
-            LoginError::Store(e) => e.into(),
-            _ => Error::Token,
-        })
-    }
-
-    async fn issue_recorded(&self, identity: Identity) -> Result<IssuedJwt, LoginError> {
-        let jwt = self.jwt.issue(identity).map_err(|e| {
-            log::error!("social_auth: {e}");
-            LoginError::Token
-        })?;
+        let jwt = self
+            .jwt
+            .issue(identity)
+            .map_err(|e| Error::caused_by(ErrorKind::Token, "the token could not be signed", e))?;
         let c = &jwt.claims;
         self.store
             .record_session(&c.jti, &c.sub, c.provider.as_deref(), c.iat, c.exp)
-            .await
-            .map_err(LoginError::Store)?;
+            .await?;
         Ok(jwt)
     }
 

@@ -26,7 +26,7 @@ use rocket::response::Responder;
 use rocket::serde::json::Value;
 use rocket::{Build, Rocket};
 
-use crate::error::escape as html_escape;
+use crate::login_error::escape as html_escape;
 
 mod facebook;
 mod github;

@@ -984,3 +984,27 @@ async fn release_requires_token_keys() {
 fn figment_with_keys(db: &TestDb, keys: &[&str]) -> rocket::figment::Figment {
     figment(&db.url, "http://127.0.0.1:9", "").merge(("social_auth.token_keys", keys.to_vec()))
 }
+
+/// `reencrypt` fails with a kind to match on and keeps the cause: a configuration error names
+/// the key, a database that refuses connections is `DatabaseUnavailable` with the `sqlx`
+/// error as its source (it was a configuration error with the cause flattened into text).
+#[rocket::async_test]
+async fn reencrypt_errors_keep_their_kind_and_cause() {
+    use rocket_social_auth::ErrorKind;
+    use std::error::Error as _;
+
+    let db = TestDb::sqlite().await;
+    let no_keys = figment(&db.url, "http://127.0.0.1:9", "")
+        .merge(("social_auth.token_keys", Vec::<String>::new()));
+    let e = rocket_social_auth::reencrypt(&no_keys).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("social_auth.token_keys"), "{e}");
+
+    let refused = format!("postgres://postgres@127.0.0.1:{}/test", free_port());
+    let down = figment(&refused, "http://127.0.0.1:9", "")
+        .merge(("databases.social_auth.connect_timeout", 1));
+    let e = rocket_social_auth::reencrypt(&down).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::DatabaseUnavailable, "{e}");
+    let cause = e.source().expect("the cause is kept");
+    assert!(cause.downcast_ref::<sqlx::Error>().is_some(), "{cause}");
+}
