@@ -34,6 +34,11 @@
 //!     }
 //! }
 //! ```
+//!
+//! # Re-exports
+//!
+//! [`sqlx`] and [`serde_json`] appear in public signatures ([`Policy::on_user_created`],
+//! [`Policy::extra_claims`]): use these re-exports so that the versions match.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
@@ -70,3 +75,9 @@ pub use policy::{Denied, Policy, SignIn};
 pub use secret::Secret;
 pub use service::{AuthService, Error, RefreshReply, TokenReply, UnlinkReply};
 pub use store::{ReencryptReport, User};
+
+/// The sqlx this crate is built with: [`Policy::on_user_created`] takes its transaction.
+pub use sqlx;
+
+/// The serde_json this crate is built with: [`Policy::extra_claims`] returns its `Map`.
+pub use serde_json;
