@@ -35,6 +35,17 @@
 //! }
 //! ```
 //!
+//! # Cargo features
+//!
+//! A user enables nothing to get the library; both features are off by default.
+//!
+//! - `testing`: the `testing` module, fake GitHub, Facebook and OpenID Connect providers
+//!   served on loopback, for an app's own tests (`[dev-dependencies] rocket_social_auth =
+//!   { …, features = ["testing"] }`).
+//! - `dev`: the development provider (`kind = "dev"`), a GitHub-compatible provider the app
+//!   serves itself, for local development (the demo app enables it). Without it a
+//!   `kind = "dev"` table fails the launch with an error naming its key.
+//!
 //! # Re-exports
 //!
 //! [`sqlx`] and [`serde_json`] appear in public signatures ([`Policy::on_user_created`],
@@ -46,6 +57,8 @@
 mod client_ip;
 mod config;
 mod db;
+#[cfg(feature = "dev")]
+mod dev;
 mod error;
 mod fairing;
 mod flow;
@@ -60,7 +73,13 @@ mod secret;
 mod service;
 mod sessions;
 mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
+// The development provider is built on the GitHub fake: with `dev` alone, only that much of
+// the fakes is compiled, and it stays private.
+#[cfg(all(feature = "dev", not(feature = "testing")))]
+#[allow(dead_code, unused_imports)]
+mod testing;
 mod vault;
 
 pub use config::{
