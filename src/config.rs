@@ -272,7 +272,8 @@ pub enum ProviderKind {
     /// Entra, Okta, Keycloak, Auth0, …).
     Oidc,
     /// The development provider: a GitHub-compatible provider served by the app itself, which
-    /// signs in local test users without any account. Refused in the release profile.
+    /// signs in local test users without any account. Refused in the release profile, and
+    /// unless the crate is built with its `dev` feature.
     Dev,
 }
 
@@ -619,6 +620,12 @@ impl ProviderConfig {
                 )),
             };
         if kind == ProviderKind::Dev {
+            if !cfg!(feature = "dev") {
+                return Err(ConfigError::new(
+                    key(""),
+                    "is the development provider, but rocket_social_auth was built without its `dev` feature: enable it (`features = [\"dev\"]`) for local development, or remove this table",
+                ));
+            }
             if profile.as_str() != DEVELOPMENT_PROFILE {
                 return Err(ConfigError::new(
                     key(""),

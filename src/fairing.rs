@@ -14,7 +14,7 @@ use crate::config::{Config, ConfigError, ProviderKind, ResolvedProvider};
 use crate::db::{self, AuthDb};
 use crate::error::{Error, ErrorKind};
 use crate::http::HttpClient;
-use crate::jwt::{install_crypto, random_token, JwtCodec};
+use crate::jwt::{install_crypto, JwtCodec};
 use crate::policy::{AllowAll, Policy};
 use crate::provider::facebook::Facebook;
 use crate::provider::github::Github;
@@ -23,11 +23,7 @@ use crate::provider::Provider;
 use crate::routes::routes;
 use crate::service::{AuthService, ProviderEntry};
 use crate::store::{LoginOptions, ReencryptReport, Store, StoreError};
-use crate::testing::FakeGithub;
 use crate::vault::TokenVault;
-
-/// Where the development provider is mounted, under `base`.
-pub(crate) const DEV_MOUNT: &str = "/_dev";
 
 /// The fairing that gives a Rocket app social login.
 ///
@@ -183,6 +179,8 @@ impl Fairing for SocialAuthFairing {
                 return Err(rocket);
             }
         };
+        // Only the development provider mounts routes of its own.
+        #[cfg_attr(not(feature = "dev"), allow(unused_mut))]
         let mut rocket = rocket;
         let mut providers: BTreeMap<String, ProviderEntry> = BTreeMap::new();
         // Whose `email_verified` may link accounts: the providers trusted for it that vouch.
@@ -213,17 +211,21 @@ impl Fairing for SocialAuthFairing {
                     }
                     Box::new(oidc)
                 }
+                #[cfg(feature = "dev")]
                 ProviderKind::Dev => {
-                    let (fake, dev) = dev_provider(&config, provider);
-                    rocket = rocket.manage(fake).mount(
-                        format!("{}{DEV_MOUNT}", config.base_path()),
-                        FakeGithub::routes(),
-                    );
+                    let (mounted, dev) = crate::dev::mount(rocket, &config, provider);
+                    rocket = mounted;
                     log::warn!(
                         "social_auth: the development provider `{}` signs in anyone: never enable it in production",
                         dev.name
                     );
                     Box::new(Github::new(&dev, &callback, http.clone()))
+                }
+                // Refused by the configuration check already; never a panic.
+                #[cfg(not(feature = "dev"))]
+                ProviderKind::Dev => {
+                    log::error!("social_auth: invalid configuration: `social_auth.providers.{name}` is the development provider, but rocket_social_auth was built without its `dev` feature");
+                    return Err(rocket);
                 }
             };
             providers.insert(name, ProviderEntry { client, options });
@@ -247,30 +249,6 @@ impl Fairing for SocialAuthFairing {
             rocket::tokio::spawn(upkeep.run(rocket.shutdown()));
         }
     }
-}
-
-/// The development provider: the fake GitHub mounted in the app itself, and the provider
-/// configuration that points at it.
-fn dev_provider(config: &Config, mut provider: ResolvedProvider) -> (FakeGithub, ResolvedProvider) {
-    let secret = random_token(32);
-    let root = format!(
-        "{}{}{DEV_MOUNT}",
-        config.public_origin(),
-        config.base_path()
-    );
-    let fake = FakeGithub::interactive(&provider.client_id, &secret);
-    provider.client_secret = secret.into();
-    let parse = |path: &str| url::Url::parse(&format!("{root}{path}"));
-    if let (Ok(a), Ok(t), Ok(api)) = (
-        parse("/login/oauth/authorize"),
-        parse("/login/oauth/access_token"),
-        parse(""),
-    ) {
-        provider.authorize_url = a;
-        provider.token_url = t;
-        provider.api_url = api;
-    }
-    (fake, provider)
 }
 
 /// Re-encrypts every stored provider token under the first of `token_keys` (and seals tokens

@@ -34,6 +34,22 @@
 //!     }
 //! }
 //! ```
+//!
+//! # Cargo features
+//!
+//! A user enables nothing to get the library; both features are off by default.
+//!
+//! - `testing`: the `testing` module, fake GitHub, Facebook and OpenID Connect providers
+//!   served on loopback, for an app's own tests (`[dev-dependencies] rocket_social_auth =
+//!   { …, features = ["testing"] }`).
+//! - `dev`: the development provider (`kind = "dev"`), a GitHub-compatible provider the app
+//!   serves itself, for local development (the demo app enables it). Without it a
+//!   `kind = "dev"` table fails the launch with an error naming its key.
+//!
+//! # Re-exports
+//!
+//! [`sqlx`] and [`serde_json`] appear in public signatures ([`Policy::on_user_created`],
+//! [`Policy::extra_claims`]): use these re-exports so that the versions match.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
@@ -41,6 +57,8 @@
 mod client_ip;
 mod config;
 mod db;
+#[cfg(feature = "dev")]
+mod dev;
 mod error;
 mod fairing;
 mod flow;
@@ -56,7 +74,13 @@ mod secret;
 mod service;
 mod sessions;
 mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
+// The development provider is built on the GitHub fake: with `dev` alone, only that much of
+// the fakes is compiled, and it stays private.
+#[cfg(all(feature = "dev", not(feature = "testing")))]
+#[allow(dead_code, unused_imports)]
+mod testing;
 mod vault;
 
 pub use config::{
@@ -73,3 +97,9 @@ pub use policy::{Denied, Policy, SignIn};
 pub use secret::Secret;
 pub use service::{AuthService, RefreshReply, TokenReply, UnlinkReply};
 pub use store::{ReencryptReport, User};
+
+/// The sqlx this crate is built with: [`Policy::on_user_created`] takes its transaction.
+pub use sqlx;
+
+/// The serde_json this crate is built with: [`Policy::extra_claims`] returns its `Map`.
+pub use serde_json;

@@ -49,8 +49,10 @@ impl Denied {
 /// Every method has a default that does nothing, so an app implements only what it needs.
 ///
 /// ```
+/// // The crate's re-exports: the versions its signatures use.
+/// use rocket_social_auth::serde_json::{json, Map, Value};
+/// use rocket_social_auth::sqlx;
 /// use rocket_social_auth::{Denied, Policy, SignIn, User};
-/// use serde_json::{json, Map, Value};
 ///
 /// /// Only people of example.com, with their team in the token, and a row in our own table.
 /// struct Company;

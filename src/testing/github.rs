@@ -171,6 +171,7 @@ impl FakeGithub {
     }
 
     /// The development provider: asks on a page which local user to sign in as.
+    #[cfg(feature = "dev")]
     pub(crate) fn interactive(client_id: &str, client_secret: &str) -> Self {
         let fake = FakeGithub::new(client_id, client_secret);
         fake.lock().auto_approve = false;

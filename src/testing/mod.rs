@@ -1,6 +1,7 @@
 //! Providers that speak the real providers' documented wire formats, served by Rocket on
 //! loopback: the test doubles of this crate's tests and benchmarks, and (the GitHub one) the
-//! development provider of the demo app.
+//! development provider of the demo app. Behind the `testing` feature, off by default:
+//! `[dev-dependencies] rocket_social_auth = { …, features = ["testing"] }`.
 //!
 //! Each fake reproduces its provider's quirks (GitHub's HTTP 200 errors and form-encoded
 //! answers, Facebook's error envelope and `appsecret_proof`) and can inject faults, so that a
@@ -28,12 +29,17 @@ use rocket::{Build, Rocket};
 
 use crate::login_error::escape as html_escape;
 
+// With the `dev` feature alone, only the GitHub fake (the development provider) is built.
+#[cfg(feature = "testing")]
 mod facebook;
 mod github;
+#[cfg(feature = "testing")]
 mod oidc;
 
+#[cfg(feature = "testing")]
 pub use facebook::{FacebookFault, FakeFacebook, FakeFacebookUser};
 pub use github::{ApiFault, FakeGithub, FakeUser, TokenFault, TokenMode};
+#[cfg(feature = "testing")]
 pub use oidc::{ClientAuth, FakeOidc, FakeOidcUser, IdTokenFault};
 
 /// An answer of any shape, to inject as a fault: any status, any `Content-Type` (or none) and

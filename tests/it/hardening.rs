@@ -13,7 +13,6 @@ use serde_json::json;
 
 use crate::common::*;
 use crate::db_tests;
-use crate::demo::hidden_inputs;
 use crate::security::{
     bearer, facebook, facebook_toml, social_rows, strict_status, through_provider,
 };

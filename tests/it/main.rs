@@ -1,9 +1,9 @@
-//! Integration tests: the crate used the way an app uses it. One binary, many modules.
+//! Integration tests: the crate used the way an app uses it. One binary, many modules. The
+//! tests that run the demo binary are the demo's: `demo/tests/it/`.
 
 mod common;
 
 mod config;
-mod demo;
 mod discovery;
 mod facebook;
 mod faults;
@@ -12,7 +12,6 @@ mod fuzz;
 mod github;
 mod guard;
 mod hardening;
-mod instances;
 mod oidc;
 mod ratelimit;
 mod refresh;

@@ -91,7 +91,7 @@ authorize_url = "{p}/login/oauth/authorize"
 token_url = "{p}/login/oauth/access_token"
 api_url = "{p}"
 "#,
-            templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
+            templates = crate::root().join("templates").display(),
             db = db.url,
         ),
     )

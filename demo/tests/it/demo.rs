@@ -3,7 +3,7 @@
 
 use std::process::{Child, Command, Stdio};
 
-use crate::common::{free_port, Browser};
+use crate::common::{free_port, hidden_inputs, Browser};
 use std::time::{Duration, Instant};
 
 struct Demo {
@@ -19,35 +19,6 @@ impl Drop for Demo {
     }
 }
 
-pub(crate) fn hidden_inputs(page: &str) -> Vec<(String, String)> {
-    page.split("<input type=\"hidden\" ")
-        .skip(1)
-        .map(|s| {
-            let name = s
-                .split("name=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap();
-            let value = s
-                .split("value=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap();
-            let value = value
-                .replace("&quot;", "\"")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&#39;", "'")
-                .replace("&amp;", "&");
-            (name.to_owned(), value)
-        })
-        .collect()
-}
-
 #[rocket::async_test]
 async fn newcomer_signs_in_with_the_dev_provider() {
     let port = free_port();
@@ -55,7 +26,7 @@ async fn newcomer_signs_in_with_the_dev_provider() {
     let dir = std::env::temp_dir().join(format!("rsa_demo_{}_{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_rocket_social_auth"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(crate::root())
         .env_remove("ROCKET_CONFIG")
         .env_remove("ROCKET_PROFILE")
         .env("ROCKET_PORT", port.to_string())

@@ -1,5 +1,6 @@
-//! The demo app: `cargo run`, then open <http://127.0.0.1:8000> and sign in with the
-//! development provider. Everything reusable lives in the library; this file only wires it.
+//! The demo app: `cargo run` at the repository root, then open <http://127.0.0.1:8000> and sign
+//! in with the development provider. Everything reusable lives in the library; this file only
+//! wires it.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,7 @@ use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, get, routes, Build, Rocket, State};
 use rocket_db_pools::Database;
 use rocket_dyn_templates::{context, Template};
+use rocket_social_auth::serde_json;
 use rocket_social_auth::{AuthDb, AuthService, AuthUser, SocialAuth, SocialAuthFairing};
 use serde::Serialize;
 
