@@ -25,6 +25,12 @@ pub(crate) const RESERVED_NAMES: &[&str] = &[
     "me",
 ];
 
+/// The JWT cookie's name on an https `public_url`: browsers keep a `__Host-` cookie only when it
+/// is `Secure`, `Path=/` and without `Domain`, so a sibling subdomain cannot plant it.
+const JWT_COOKIE_HOST: &str = "__Host-jwt";
+/// The JWT cookie's name on plain HTTP (loopback development), where `Secure` is impossible.
+const JWT_COOKIE_PLAIN: &str = "jwt";
+
 /// The JWT secret of the repository's own `Rocket.toml` (its debug profile): published, so
 /// refused in every profile but `debug`.
 pub(crate) const PUBLISHED_JWT_SECRET: &str = "development-only-secret-do-not-use-in-production";
@@ -410,6 +416,15 @@ impl Config {
             self.public_origin(),
             self.base_path()
         )
+    }
+
+    /// The JWT cookie's name: `__Host-jwt` when cookies are `Secure`, else `jwt`.
+    pub(crate) fn jwt_cookie_name(&self) -> &'static str {
+        if self.secure_cookies() {
+            JWT_COOKIE_HOST
+        } else {
+            JWT_COOKIE_PLAIN
+        }
     }
 
     /// Whether cookies must be `Secure`.

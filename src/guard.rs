@@ -12,21 +12,6 @@ use rocket::{Ignite, Rocket, Sentinel};
 use crate::jwt::{Claims, TokenSource, Verified};
 use crate::service::AuthService;
 
-/// The JWT cookie's name on an https `public_url`: browsers keep a `__Host-` cookie only when it
-/// is `Secure`, `Path=/` and without `Domain`, so a sibling subdomain cannot plant it.
-const JWT_COOKIE_HOST: &str = "__Host-jwt";
-/// The JWT cookie's name on plain HTTP (loopback development), where `Secure` is impossible.
-const JWT_COOKIE_PLAIN: &str = "jwt";
-
-/// The JWT cookie's name for a configuration: `__Host-jwt` when cookies are `Secure`.
-pub(crate) fn jwt_cookie_name(secure_cookies: bool) -> &'static str {
-    if secure_cookies {
-        JWT_COOKIE_HOST
-    } else {
-        JWT_COOKIE_PLAIN
-    }
-}
-
 /// Who sent a request: the three answers of the Django app's `is_auth_social(request)`.
 ///
 /// The JWT comes from `Authorization: Bearer …` when that header is present, else from the

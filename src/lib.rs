@@ -63,9 +63,9 @@ mod error;
 mod fairing;
 mod flow;
 mod guard;
-mod http;
 mod jwt;
 mod login_error;
+mod model;
 mod policy;
 mod provider;
 mod ratelimit;
@@ -93,10 +93,11 @@ pub use fairing::{reencrypt, SocialAuthFairing};
 pub use flow::is_local_path;
 pub use guard::{AuthUser, SocialAuth};
 pub use jwt::{Claims, Identity, IssuedJwt};
-pub use policy::{Denied, Policy, SignIn};
+pub use model::{SignIn, User};
+pub use policy::{Denied, Policy};
 pub use secret::Secret;
 pub use service::{AuthService, RefreshReply, TokenReply, UnlinkReply};
-pub use store::{ReencryptReport, User};
+pub use store::ReencryptReport;
 
 /// The sqlx this crate is built with: [`Policy::on_user_created`] takes its transaction.
 pub use sqlx;

@@ -3,26 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::store::User;
-
-/// What the provider said about the person signing in.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct SignIn<'a> {
-    /// The provider's name, e.g. `"github"`.
-    pub provider: &'a str,
-    /// The provider's immutable id of the user.
-    pub social_id: &'a str,
-    /// Display name.
-    pub name: Option<&'a str>,
-    /// Email.
-    pub email: Option<&'a str>,
-    /// Whether the provider vouches for `email` (GitHub: primary and verified; never Facebook).
-    pub email_verified: bool,
-    /// The provider's own profile document (GitHub's `/user`, Facebook's `/me`), for anything
-    /// else a policy wants to look at.
-    pub raw: &'a Value,
-}
+use crate::model::{SignIn, User};
 
 /// A refused sign-in: answered with 403 and this reason, nothing stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,6 @@ use crate::client_ip::ClientAddress;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::flow::Flow;
-use crate::guard::jwt_cookie_name;
 use crate::jwt::{canonical_user_id, Claims, Identity, IssuedJwt, JwtCodec, VerifiedCache};
 use crate::login_error::LoginError;
 use crate::policy::Policy;
@@ -245,7 +244,7 @@ impl AuthService {
         AuthService {
             jwt,
             verified: VerifiedCache::default(),
-            jwt_cookie: jwt_cookie_name(config.secure_cookies()),
+            jwt_cookie: config.jwt_cookie_name(),
             config,
             store,
             providers,

@@ -4,29 +4,15 @@
 use std::sync::Arc;
 
 use rocket::tokio::sync::{Mutex, MutexGuard};
-use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::jwt::now;
-use crate::policy::{Policy, SignIn};
+use crate::model::{SignIn, User};
+use crate::policy::Policy;
 use crate::provider::{Profile, TokenSet};
 use crate::secret::Secret;
 
 use crate::vault::{Column, RowId, TokenVault};
-
-/// A row of `users`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct User {
-    /// `users.id`; the JWT's `sub`.
-    pub id: i64,
-    /// Display name from the provider.
-    pub name: Option<String>,
-    /// Email from the provider (GitHub: the primary, verified one), if any.
-    pub email: Option<String>,
-    /// Avatar URL from the provider.
-    pub avatar_url: Option<String>,
-}
 
 /// The tokens stored for one social account, decrypted (a value that does not decrypt is
 /// `None`).

@@ -8,8 +8,8 @@ use url::Url;
 
 use super::{FlowParams, Profile, Provider, ProviderError, RefreshWith, TokenSet};
 use crate::config::ResolvedProvider;
-use crate::http::{Answer, HttpClient};
 use crate::jwt::now;
+use crate::provider::http_client::{Answer, HttpClient};
 use crate::secret::Secret;
 
 /// A Facebook app.

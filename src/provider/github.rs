@@ -15,8 +15,8 @@ use url::Url;
 
 use super::{FlowParams, Profile, Provider, ProviderError, TokenSet};
 use crate::config::ResolvedProvider;
-use crate::http::{Answer, HttpClient, HttpError};
 use crate::jwt::now;
+use crate::provider::http_client::{Answer, HttpClient, HttpError};
 use crate::secret::Secret;
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;

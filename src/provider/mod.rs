@@ -7,6 +7,7 @@ use crate::secret::Secret;
 
 pub(crate) mod facebook;
 pub(crate) mod github;
+pub(crate) mod http_client;
 pub(crate) mod oidc;
 
 /// Tokens a provider granted. `Debug` shows which are present, never a value (the `id_token`

@@ -10,7 +10,7 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::provider::ProviderError;
+use super::ProviderError;
 
 /// The most we read of a provider's answer.
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
