@@ -69,6 +69,7 @@ mod model;
 mod policy;
 mod provider;
 mod ratelimit;
+mod reply;
 mod routes;
 mod secret;
 mod service;
@@ -76,6 +77,7 @@ mod sessions;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod upkeep;
 // The development provider is built on the GitHub fake: with `dev` alone, only that much of
 // the fakes is compiled, and it stays private.
 #[cfg(all(feature = "dev", not(feature = "testing")))]
@@ -95,8 +97,9 @@ pub use guard::{AuthUser, SocialAuth};
 pub use jwt::{Claims, Identity, IssuedJwt};
 pub use model::{SignIn, User};
 pub use policy::{Denied, Policy};
+pub use reply::{RefreshReply, TokenReply, UnlinkReply};
 pub use secret::Secret;
-pub use service::{AuthService, RefreshReply, TokenReply, UnlinkReply};
+pub use service::AuthService;
 pub use store::ReencryptReport;
 
 /// The sqlx this crate is built with: [`Policy::on_user_created`] takes its transaction.

@@ -11,7 +11,8 @@ use crate::guard::{resolve, SocialAuth};
 use crate::jwt::Claims;
 use crate::login_error::LoginError;
 use crate::provider::FlowParams;
-use crate::service::{AuthService, RefreshReply, TokenReply, UnlinkReply};
+use crate::reply::{RefreshReply, TokenReply, UnlinkReply};
+use crate::service::AuthService;
 
 /// The routes; `/refresh_token` only when `expose_refresh_token` is on.
 pub(crate) fn routes(expose_refresh_token: bool) -> Vec<Route> {
