@@ -5,8 +5,8 @@
 
 use rocket::{Build, Rocket};
 
+use crate::clock::random_token;
 use crate::config::{Config, ResolvedProvider};
-use crate::jwt::random_token;
 use crate::testing::FakeGithub;
 
 /// Where the development provider is mounted, under `base`.

@@ -12,7 +12,7 @@ use rocket::time::{Duration, OffsetDateTime};
 use serde::{Deserialize, Serialize};
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::jwt::{now, random_token};
+use crate::clock::{now, random_token};
 
 /// How long a started login may take.
 pub(crate) const FLOW_MAX_AGE_SECS: i64 = 600;

@@ -9,8 +9,9 @@ use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 
-use crate::jwt::{Claims, TokenSource, Verified};
+use crate::jwt::Claims;
 use crate::service::AuthService;
+use crate::verified_cache::{TokenSource, Verified};
 
 /// Who sent a request: the three answers of the Django app's `is_auth_social(request)`.
 ///

@@ -55,6 +55,7 @@
 #![warn(missing_debug_implementations)]
 
 mod client_ip;
+mod clock;
 mod config;
 mod db;
 #[cfg(feature = "dev")]
@@ -84,6 +85,7 @@ mod upkeep;
 #[allow(dead_code, unused_imports)]
 mod testing;
 mod vault;
+mod verified_cache;
 
 pub use config::{
     Config, ConfigError, JwtAlgorithm, JwtConfig, JwtKeyConfig, ProviderConfig, ProviderKind,

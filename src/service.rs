@@ -10,7 +10,7 @@ use rocket::time::{Duration, OffsetDateTime};
 use crate::client_ip::ClientAddress;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
-use crate::jwt::{canonical_user_id, Claims, Identity, IssuedJwt, JwtCodec, VerifiedCache};
+use crate::jwt::{canonical_user_id, Claims, Identity, IssuedJwt, JwtCodec};
 use crate::policy::Policy;
 use crate::provider::Provider;
 use crate::ratelimit::RateLimit;
@@ -18,6 +18,7 @@ use crate::reply::{TokenReply, UnlinkReply};
 use crate::sessions::{RevocationList, UnwrittenLogout, UnwrittenLogouts};
 use crate::store::{LoginOptions, Store, StoreError, UnlinkOutcome};
 use crate::upkeep::{write_logout, Upkeep};
+use crate::verified_cache::VerifiedCache;
 
 mod login;
 mod refresh;

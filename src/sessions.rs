@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
-use crate::jwt::now;
+use crate::clock::now;
 
 /// The in-memory revocation list of one instance.
 #[derive(Debug, Default)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rocket::tokio::sync::{Mutex, MutexGuard};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::jwt::now;
+use crate::clock::now;
 use crate::model::{SignIn, User};
 use crate::policy::Policy;
 use crate::provider::{Profile, TokenSet};

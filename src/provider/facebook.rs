@@ -7,8 +7,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{FlowParams, Profile, Provider, ProviderError, RefreshWith, TokenSet};
+use crate::clock::now;
 use crate::config::ResolvedProvider;
-use crate::jwt::now;
 use crate::provider::http_client::{Answer, HttpClient};
 use crate::secret::Secret;
 

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{FlowParams, Profile, Provider, ProviderError, TokenSet};
+use crate::clock::now;
 use crate::config::ResolvedProvider;
-use crate::jwt::now;
 use crate::provider::http_client::{Answer, HttpClient, HttpError};
 use crate::secret::Secret;
 

@@ -32,8 +32,8 @@ use url::Url;
 
 use super::github::{token_error, token_set};
 use super::{FlowParams, Profile, Provider, ProviderError, TokenSet};
+use crate::clock::now;
 use crate::config::{is_loopback, ResolvedProvider};
-use crate::jwt::now;
 use crate::provider::http_client::HttpClient;
 use crate::secret::Secret;
 

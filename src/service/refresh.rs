@@ -27,7 +27,7 @@ impl AuthService {
         let timeout = self.config.http_timeout_secs as i64;
         let deadline = std::time::Instant::now()
             + std::time::Duration::from_secs(self.config.http_timeout_secs.saturating_mul(2) + 5);
-        let owner = crate::jwt::random_token(12);
+        let owner = crate::clock::random_token(12);
         let mut first_version = None;
         loop {
             let state = match self.store.refresh_state(user_id, provider).await {

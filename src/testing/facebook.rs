@@ -10,7 +10,7 @@ use rocket::serde::json::{json, Value};
 use rocket::{get, routes, Route, State};
 
 use super::{fake_config, json_answer, serve, with_query, FakeServer, Raw};
-use crate::jwt::{now, random_token};
+use crate::clock::{now, random_token};
 use crate::provider::facebook::appsecret_proof;
 use rocket::http::Status;
 

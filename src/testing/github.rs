@@ -19,7 +19,7 @@ use rocket::{get, post, routes, Either, Route, State};
 use sha2::{Digest, Sha256};
 
 use super::{fake_config, html_escape, json_answer, serve, with_query, FakeServer, Raw, RawAnswer};
-use crate::jwt::{now, random_token};
+use crate::clock::{now, random_token};
 
 /// An account of the fake provider.
 #[derive(Debug, Clone)]

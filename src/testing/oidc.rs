@@ -24,7 +24,7 @@ use rocket::{get, post, routes, Route, State};
 use sha2::{Digest, Sha256};
 
 use super::{fake_config, json_answer, serve, with_query, FakeServer, Raw};
-use crate::jwt::{now, random_token};
+use crate::clock::{now, random_token};
 
 /// How the fake wants clients to authenticate at its token endpoint (what discovery advertises).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
