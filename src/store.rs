@@ -130,17 +130,29 @@ pub(crate) struct NewSession {
     pub expires_at: i64,
 }
 
+/// The `SET` list of every write of an account's new tokens: `$1` access, `$2` refresh (a
+/// provider that resent none keeps the stored one), `$3` expiry, `$4` now; the version moves
+/// so that a refresh lease taken at the old one fails.
+macro_rules! set_new_tokens {
+    () => {
+        "token = $1, refresh_token = COALESCE($2, refresh_token), token_expires_at = $3, \
+         updated_at = $4, token_version = token_version + 1"
+    };
+}
+
+/// The one session insert: `sub` is a user id for a social session, the app's own subject
+/// with no provider for a Local one.
 async fn insert_session(
     conn: &mut sqlx::AnyConnection,
     session: &NewSession,
-    user_id: i64,
-    provider: &str,
+    sub: &str,
+    provider: Option<&str>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO sessions (jti, sub, provider, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&session.jti)
-    .bind(user_id.to_string())
+    .bind(sub)
     .bind(provider)
     .bind(session.created_at)
     .bind(session.expires_at)
@@ -276,19 +288,18 @@ impl Store {
             // two UPDATEs, COMMIT). Atomic all the same. No row: a first login, for the
             // transaction below.
             // The session of the JWT about to be issued is recorded by the same statement.
-            let row: Option<UserRow> = sqlx::query_as(
-                "WITH account AS (UPDATE social_users SET token = $1, \
-                 refresh_token = COALESCE($2, refresh_token), token_expires_at = $3, \
-                 updated_at = $4, token_version = token_version + 1 \
-                 WHERE provider = $5 AND social_id = $6 RETURNING user_id), \
+            let row: Option<UserRow> = sqlx::query_as(concat!(
+                "WITH account AS (UPDATE social_users SET ",
+                set_new_tokens!(),
+                " WHERE provider = $5 AND social_id = $6 RETURNING user_id), \
                  person AS (UPDATE users SET name = $7, email = $8, email_key = $9, \
                  email_vouched_by = $14, \
                  avatar_url = $10, updated_at = $4 FROM account WHERE users.id = account.user_id \
                  RETURNING users.id, users.name, users.email, users.avatar_url), \
                  session AS (INSERT INTO sessions (jti, sub, provider, created_at, expires_at) \
                  SELECT $11, CAST(person.id AS TEXT), $5, $12, $13 FROM person) \
-                 SELECT id, name, email, avatar_url FROM person",
-            )
+                 SELECT id, name, email, avatar_url FROM person"
+            ))
             .bind(&access)
             .bind(&refresh)
             .bind(tokens.expires_at)
@@ -313,11 +324,11 @@ impl Store {
         for _ in 0..5 {
             let now = now();
             let mut tx = self.pool.begin().await?;
-            let existing: Option<(i64,)> = sqlx::query_as(
-                "UPDATE social_users SET token = $1, refresh_token = COALESCE($2, refresh_token), \
-                 token_expires_at = $3, updated_at = $4, token_version = token_version + 1 \
-                 WHERE provider = $5 AND social_id = $6 RETURNING user_id",
-            )
+            let existing: Option<(i64,)> = sqlx::query_as(concat!(
+                "UPDATE social_users SET ",
+                set_new_tokens!(),
+                " WHERE provider = $5 AND social_id = $6 RETURNING user_id"
+            ))
             .bind(&access)
             .bind(&refresh)
             .bind(tokens.expires_at)
@@ -341,7 +352,7 @@ impl Store {
                 .bind(voucher)
                 .fetch_one(&mut *tx)
                 .await?;
-                insert_session(&mut tx, session, row.0, provider).await?;
+                insert_session(&mut tx, session, &row.0.to_string(), Some(provider)).await?;
                 tx.commit().await?;
                 return Ok((user(row), false));
             }
@@ -424,7 +435,7 @@ impl Store {
                     return Err(StoreError::Hook(e));
                 }
             }
-            insert_session(&mut tx, session, user.id, provider).await?;
+            insert_session(&mut tx, session, &user.id.to_string(), Some(provider)).await?;
             tx.commit().await?;
             return Ok((user, created));
         }
@@ -459,10 +470,11 @@ impl Store {
         let outcome = match owner {
             Some((owner,)) if owner != user_id => LinkOutcome::TakenByOther,
             Some(_) => {
-                sqlx::query(
-                    "UPDATE social_users SET token = $1, refresh_token = COALESCE($2, refresh_token), \
-                     token_expires_at = $3, updated_at = $4, token_version = token_version + 1 WHERE provider = $5 AND social_id = $6",
-                )
+                sqlx::query(concat!(
+                    "UPDATE social_users SET ",
+                    set_new_tokens!(),
+                    " WHERE provider = $5 AND social_id = $6"
+                ))
                 .bind(&access)
                 .bind(&refresh)
                 .bind(tokens.expires_at)
@@ -637,11 +649,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (access, refresh) = self.seal_tokens(provider, social_id, tokens);
         let _turn = self.write_turn().await?;
-        sqlx::query(
-            "UPDATE social_users SET token = $1, refresh_token = COALESCE($2, refresh_token), \
-             token_expires_at = $3, updated_at = $4, token_version = token_version + 1, \
-             refresh_lease_owner = NULL, refresh_lease_until = NULL WHERE user_id = $5 AND provider = $6",
-        )
+        sqlx::query(concat!(
+            "UPDATE social_users SET ",
+            set_new_tokens!(),
+            ", refresh_lease_owner = NULL, refresh_lease_until = NULL \
+                 WHERE user_id = $5 AND provider = $6"
+        ))
         .bind(access)
         .bind(refresh)
         .bind(tokens.expires_at)
@@ -738,17 +751,13 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await?;
-        sqlx::query(
-            "INSERT INTO sessions (jti, sub, provider, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(jti)
-        .bind(sub)
-        .bind(provider)
-        .bind(created_at)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let session = NewSession {
+            jti: jti.to_owned(),
+            created_at,
+            expires_at,
+        };
+        let mut conn = self.pool.acquire().await?;
+        insert_session(&mut conn, &session, sub, provider).await
     }
 
     /// Revokes one session.
