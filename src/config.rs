@@ -263,7 +263,8 @@ pub struct JwtConfig {
     pub exp_minutes: u64,
 }
 
-/// The kind of a provider; the tables named `github`, `facebook` and `dev` need not say it.
+/// The kind of a provider; the tables named `github`, `facebook`, `google` and `dev` need not
+/// say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]

@@ -97,7 +97,7 @@ impl Flow {
         Flow {
             provider: provider.to_owned(),
             state: random_token(32),
-            // RFC 7636: 43 to 128 characters; 32 random bytes give 43.
+            // RFC 7636: 43 to 128 characters; 48 random bytes give 64.
             verifier: random_token(48),
             nonce: random_token(24),
             next,

@@ -1,5 +1,5 @@
-//! Social login for Rocket 0.5 — GitHub today, with Google, Facebook and any OpenID Connect
-//! provider built on the same pieces — that ends in a JWT of your own.
+//! Social login for Rocket 0.5 — GitHub, Google, Facebook and any OpenID Connect provider —
+//! that ends in a JWT of your own.
 //!
 //! Attach [`SocialAuthFairing`], configure `[social_auth]` in `Rocket.toml`, and take
 //! [`SocialAuth`] (who is signed in) or [`AuthUser`] (401 unless signed in) in your routes.

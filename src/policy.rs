@@ -74,8 +74,9 @@ pub trait Policy: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Claims to add to the user's JWT; the standard names (`sub`, `role`, `exp`, …) are not
-    /// overridden.
+    /// Claims to add to the user's JWT. The names this crate sets are never overridden:
+    /// `sub`, `role`, `provider`, `iat`, `exp`, `nbf`, `jti`, `name`, `email`, `avatar_url`,
+    /// `iss` and `aud`.
     fn extra_claims(&self, _user: &User, _provider: &str) -> Map<String, Value> {
         Map::new()
     }

@@ -1,4 +1,6 @@
-//! The routes mounted under `base`: login start, callback, session, token, refresh, logout.
+//! The routes mounted under `base`: login start and callback, link and unlink, session,
+//! the provider tokens, refresh, logout and logout everywhere, and the JWKS; with the request
+//! guards only routes use (cross-site, own-site proof, rate limit) and `Cache-Control: no-store`.
 
 use rocket::http::{CookieJar, Status};
 use rocket::request::{FromRequest, Outcome, Request};
