@@ -487,6 +487,35 @@ impl Browser {
         }
     }
 
+    /// Starts a login with the development provider of the app at `origin`, picks `login` on
+    /// its page and approves; returns the callback URL it redirects to (not yet followed).
+    pub async fn approve_dev(&mut self, origin: &str, login: &str) -> String {
+        let http = self.http.clone();
+        let (status, authorize, _) = self.send(http.get(format!("{origin}/auth/dev"))).await;
+        assert_eq!(status, 303);
+        assert!(
+            authorize.starts_with(&format!("{origin}/auth/_dev/login/oauth/authorize?")),
+            "{authorize}"
+        );
+        let (status, _, form) = self.send(http.get(&authorize)).await;
+        assert_eq!(status, 200);
+        let mut fields = hidden_inputs(&form);
+        fields.push(("login".into(), login.into()));
+        fields.push(("decision".into(), "approve".into()));
+        let (status, callback, _) = self
+            .send(
+                http.post(format!("{origin}/auth/_dev/login/oauth/authorize"))
+                    .form(&fields),
+            )
+            .await;
+        assert_eq!(status, 302);
+        assert!(
+            callback.starts_with(&format!("{origin}/auth/dev/callback?code=")),
+            "{callback}"
+        );
+        callback
+    }
+
     pub async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, String, String) {
         let cookie = self
             .cookies

@@ -321,19 +321,7 @@ async fn the_dev_provider_never_vouches(db: TestDb) {
     let mut browser = Browser::new();
     let http = browser.http.clone();
     // Anyone can be anyone with the dev provider: "alice" claims a verified address.
-    let (status, authorize, _) = browser.send(http.get(format!("{origin}/auth/dev"))).await;
-    assert_eq!(status, 303);
-    let (_, _, form) = browser.send(http.get(&authorize)).await;
-    let mut fields = hidden_inputs(&form);
-    fields.push(("login".into(), "alice".into()));
-    fields.push(("decision".into(), "approve".into()));
-    let (status, callback, _) = browser
-        .send(
-            http.post(format!("{origin}/auth/_dev/login/oauth/authorize"))
-                .form(&fields),
-        )
-        .await;
-    assert_eq!(status, 302);
+    let callback = browser.approve_dev(origin, "alice").await;
     let (status, _, body) = browser.send(http.get(&callback)).await;
     assert_eq!(status, 303, "{body}");
 

@@ -3,7 +3,7 @@
 
 use std::process::{Child, Command, Stdio};
 
-use crate::common::{free_port, hidden_inputs, Browser};
+use crate::common::{free_port, Browser};
 use std::time::{Duration, Instant};
 
 struct Demo {
@@ -78,28 +78,7 @@ async fn newcomer_signs_in_with_the_dev_provider() {
         "{page}"
     );
 
-    let (status, authorize, _) = browser.send(http.get(format!("{origin}/auth/dev"))).await;
-    assert_eq!(status, 303);
-    assert!(
-        authorize.starts_with(&format!("{origin}/auth/_dev/login/oauth/authorize?")),
-        "{authorize}"
-    );
-    let (status, _, form) = browser.send(http.get(&authorize)).await;
-    assert_eq!(status, 200);
-    let mut fields = hidden_inputs(&form);
-    fields.push(("login".into(), "alice".into()));
-    fields.push(("decision".into(), "approve".into()));
-    let (status, callback, _) = browser
-        .send(
-            http.post(format!("{origin}/auth/_dev/login/oauth/authorize"))
-                .form(&fields),
-        )
-        .await;
-    assert_eq!(status, 302);
-    assert!(
-        callback.starts_with(&format!("{origin}/auth/dev/callback?code=")),
-        "{callback}"
-    );
+    let callback = browser.approve_dev(&origin, "alice").await;
     let (status, landing, body) = browser.send(http.get(&callback)).await;
     assert_eq!(status, 303, "{body}");
     assert_eq!(landing, "/");
