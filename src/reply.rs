@@ -80,6 +80,8 @@ pub enum RefreshReply {
     ProviderTimeout,
     /// 503 `database_unavailable`.
     DatabaseUnavailable,
+    /// 500 `storage_error`: the database answered with an error.
+    StorageError,
 }
 
 impl RefreshReply {
@@ -93,6 +95,7 @@ impl RefreshReply {
             RefreshReply::ProviderFailed => Status::BadGateway,
             RefreshReply::ProviderTimeout => Status::GatewayTimeout,
             RefreshReply::DatabaseUnavailable => Status::ServiceUnavailable,
+            RefreshReply::StorageError => Status::InternalServerError,
         }
     }
 
@@ -107,6 +110,7 @@ impl RefreshReply {
             RefreshReply::ProviderFailed => "provider_error",
             RefreshReply::ProviderTimeout => "provider_timeout",
             RefreshReply::DatabaseUnavailable => "database_unavailable",
+            RefreshReply::StorageError => "storage_error",
         }
     }
 }
@@ -133,6 +137,8 @@ pub enum UnlinkReply {
     LastIdentity,
     /// 503 `database_unavailable`.
     DatabaseUnavailable,
+    /// 500 `storage_error`: the database answered with an error.
+    StorageError,
 }
 
 impl UnlinkReply {
@@ -145,6 +151,7 @@ impl UnlinkReply {
             UnlinkReply::NotLinked => Status::NotFound,
             UnlinkReply::LastIdentity => Status::Conflict,
             UnlinkReply::DatabaseUnavailable => Status::ServiceUnavailable,
+            UnlinkReply::StorageError => Status::InternalServerError,
         }
     }
 
@@ -157,6 +164,7 @@ impl UnlinkReply {
             UnlinkReply::NotLinked => "not_linked",
             UnlinkReply::LastIdentity => "last_identity",
             UnlinkReply::DatabaseUnavailable => "database_unavailable",
+            UnlinkReply::StorageError => "storage_error",
         }
     }
 }

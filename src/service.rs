@@ -291,9 +291,13 @@ impl AuthService {
             }
             Ok(UnlinkOutcome::NotLinked) => UnlinkReply::NotLinked,
             Ok(UnlinkOutcome::LastIdentity) => UnlinkReply::LastIdentity,
-            Err(e) => {
+            Err(e) if e.is_unavailable() => {
                 log::error!("social_auth: {e}");
                 UnlinkReply::DatabaseUnavailable
+            }
+            Err(e) => {
+                log::error!("social_auth: {e}");
+                UnlinkReply::StorageError
             }
         }
     }
@@ -317,8 +321,5 @@ impl AuthService {
 
 fn store_status(e: StoreError) -> Status {
     log::error!("social_auth: {e}");
-    match e {
-        StoreError::Unavailable(_) => Status::ServiceUnavailable,
-        _ => Status::InternalServerError,
-    }
+    e.status()
 }

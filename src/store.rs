@@ -50,6 +50,34 @@ pub(crate) enum StoreError {
     Hook(sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (rather than answering with an error): the
+    /// one rule every answer follows — 503 `database_unavailable` then, else 500
+    /// `storage_error`.
+    pub(crate) fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// The HTTP status of a route that failed with this error (see
+    /// [`is_unavailable`](Self::is_unavailable)).
+    pub(crate) fn status(&self) -> rocket::http::Status {
+        if self.is_unavailable() {
+            rocket::http::Status::ServiceUnavailable
+        } else {
+            rocket::http::Status::InternalServerError
+        }
+    }
+
+    /// The machine-readable code that goes with [`status`](Self::status).
+    pub(crate) fn code(&self) -> &'static str {
+        if self.is_unavailable() {
+            "database_unavailable"
+        } else {
+            "storage_error"
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {

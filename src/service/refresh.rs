@@ -128,5 +128,9 @@ impl AuthService {
 
 fn refresh_store_error(e: StoreError) -> RefreshReply {
     log::error!("social_auth: {e}");
-    RefreshReply::DatabaseUnavailable
+    if e.is_unavailable() {
+        RefreshReply::DatabaseUnavailable
+    } else {
+        RefreshReply::StorageError
+    }
 }

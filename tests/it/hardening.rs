@@ -26,6 +26,7 @@ db_tests!(
     unlinking_revokes_the_sessions_it_signed_in,
     token_answers_are_not_cached,
     a_refused_logout_is_retried_until_written,
+    a_database_error_is_a_500_everywhere,
 );
 
 fn service(client: &Client) -> &AuthService {
@@ -509,24 +510,29 @@ async fn token_answers_are_not_cached(db: TestDb) {
 
 // ---- 11. A logout that could not be recorded is not lost ----------------------------------
 
-async fn refuse_revocations(db: &TestDb, refuse: bool) {
+/// Makes the database refuse (`refuse`) or accept again every `UPDATE` of `table`: an answer
+/// with an error, not an unreachable database.
+pub(crate) async fn refuse_updates(db: &TestDb, table: &str, refuse: bool) {
     let pool = db.pool().await;
-    let statements: &[&str] = match (db.backend, refuse) {
-        ("sqlite", true) => &[
-            "CREATE TRIGGER refuse_revocation BEFORE UPDATE ON sessions \
-             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    let statements: Vec<String> = match (db.backend, refuse) {
+        ("sqlite", true) => vec![format!(
+            "CREATE TRIGGER refuse_{table} BEFORE UPDATE ON {table} \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )],
+        ("sqlite", false) => vec![format!("DROP TRIGGER refuse_{table}")],
+        (_, true) => vec![
+            "CREATE OR REPLACE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+                .to_owned(),
+            format!(
+                "CREATE TRIGGER refuse_{table} BEFORE UPDATE ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_update()"
+            ),
         ],
-        ("sqlite", false) => &["DROP TRIGGER refuse_revocation"],
-        (_, true) => &[
-            "CREATE FUNCTION refuse_revocation() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
-            "CREATE TRIGGER refuse_revocation BEFORE UPDATE ON sessions \
-             FOR EACH ROW EXECUTE FUNCTION refuse_revocation()",
-        ],
-        (_, false) => &["DROP TRIGGER refuse_revocation ON sessions"],
+        (_, false) => vec![format!("DROP TRIGGER refuse_{table} ON {table}")],
     };
     for sql in statements {
-        sqlx::query(sql).execute(&pool).await.unwrap();
+        sqlx::query(&sql).execute(&pool).await.unwrap();
     }
     pool.close().await;
 }
@@ -539,7 +545,7 @@ async fn a_refused_logout_is_retried_until_written(db: TestDb) {
     let revoked =
         format!("SELECT COUNT(*) FROM sessions WHERE jti = '{jti}' AND revoked_at IS NOT NULL");
 
-    refuse_revocations(&app.db, true).await;
+    refuse_updates(&app.db, "sessions", true).await;
     let r = app.client.post("/auth/logout").dispatch().await;
     assert_eq!(r.status(), Status::ServiceUnavailable);
     assert_eq!(json(r).await, json!({"status": "database_unavailable"}));
@@ -554,7 +560,7 @@ async fn a_refused_logout_is_retried_until_written(db: TestDb) {
     );
     assert_eq!(app.db.count(&revoked).await, 0, "not written yet");
 
-    refuse_revocations(&app.db, false).await;
+    refuse_updates(&app.db, "sessions", false).await;
     let started = Instant::now();
     while app.db.count(&revoked).await == 0 {
         assert!(
@@ -566,4 +572,40 @@ async fn a_refused_logout_is_retried_until_written(db: TestDb) {
     // Another instance learns it from the database, as usual.
     let other = app.instance("").await;
     assert_eq!(strict_status(&other, &jwt).await, Status::Unauthorized);
+}
+
+// ---- One answer for a database that answers with an error (issue 11 §4) -----------------
+
+/// A database that answers with an error is a 500 `storage_error` everywhere, and one that
+/// cannot be reached a 503 `database_unavailable` (refresh and unlink said 503 for both).
+async fn a_database_error_is_a_500_everywhere(db: TestDb) {
+    let fb = facebook().await;
+    let app = TestApp::start_with(db, &facebook_toml(&fb, "")).await;
+    app.fake.set_token_mode(TokenMode::Expiring);
+    app.login(&app.client).await;
+    let start = app.client.post("/auth/facebook/link").dispatch().await;
+    assert_eq!(through_provider(&app.client, start).await, Status::SeeOther);
+
+    refuse_updates(&app.db, "social_users", true).await;
+    let r = app.client.post("/auth/github/refresh").dispatch().await;
+    assert_eq!(r.status(), Status::InternalServerError);
+    assert_eq!(json(r).await, json!({"status": "storage_error"}));
+    let callback = app.authorize(&app.client, "/auth/github").await;
+    let r = app
+        .client
+        .get(callback)
+        .header(accept_json())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::InternalServerError);
+    assert_eq!(json(r).await["error"], "storage_error");
+    refuse_updates(&app.db, "social_users", false).await;
+
+    refuse_updates(&app.db, "users", true).await;
+    let r = app.client.post("/auth/facebook/unlink").dispatch().await;
+    assert_eq!(r.status(), Status::InternalServerError);
+    assert_eq!(json(r).await, json!({"status": "storage_error"}));
+    refuse_updates(&app.db, "users", false).await;
+    assert_eq!(social_rows(&app.db).await.len(), 2, "nothing unlinked");
+    let _ = &fb.fake;
 }
