@@ -35,6 +35,81 @@
 //! }
 //! ```
 //!
+//! # Configure
+//!
+//! Everything is read from `[social_auth]` (any Rocket profile, `ROCKET_SOCIAL_AUTH` overrides)
+//! and the database from `[databases.social_auth]`; [`Config`] documents every key and its
+//! default. A wrong value fails the launch with a log line naming the key; nothing panics.
+//!
+//! ```toml
+//! [default.databases.social_auth]
+//! url = "sqlite://social_auth.sqlite?mode=rwc"   # or postgres://user@host/db
+//!
+//! [default.social_auth]
+//! base = "/auth"                          # where the routes are mounted
+//! public_url = "https://app.example.com"  # callback = {public_url}{base}/{provider}/callback
+//! token_keys = ["k1:<base64 of 32 bytes>"] # encrypt provider tokens at rest (required outside debug)
+//! # authed_url, logout_url, http_timeout_secs, migrate, expose_refresh_token,
+//! # session_exposes_jwt, revocation_cache_secs, ip_header, trusted_proxies: see Config
+//!
+//! [default.social_auth.jwt]
+//! secret = "at least 32 random bytes"     # or algorithm = "ES256" with [[…jwt.keys]]
+//! role = "web_user"
+//! exp_minutes = 60
+//!
+//! [default.social_auth.rate_limit]        # optional, per client
+//! per_minute = 30
+//!
+//! [default.social_auth.providers.github]  # one table per provider; absent = off
+//! client_id = "…"
+//! client_secret = "…"
+//!
+//! [default.social_auth.providers.google]
+//! client_id = "…"
+//! client_secret = "…"
+//!
+//! [default.social_auth.providers.okta]    # any OpenID Connect provider, by discovery
+//! kind = "oidc"
+//! issuer = "https://example.okta.com"
+//! client_id = "…"
+//! client_secret = "…"
+//! ```
+//!
+//! Provider kinds: `github` (and GitHub Enterprise with `authorize_url`, `token_url`,
+//! `api_url`), `facebook`, `google`, `oidc` (discovery from `issuer`), and `dev` (the
+//! development provider, with the `dev` feature, only in the debug profile on a loopback
+//! `public_url`). A table named after its kind need not say `kind`.
+//!
+//! # Use the guards
+//!
+//! - [`SocialAuth`] never fails: `Social { provider, claims }`, `Local { claims }` (a token
+//!   your app issued with [`AuthService::issue_jwt`]) or `Anonymous`. It reads
+//!   `Authorization: Bearer` first, else the session cookie, and never waits on the database.
+//! - [`AuthUser`] answers 401 to anybody not signed in; it dereferences to the [`Claims`].
+//! - `&State<`[`AuthService`]`>` has the helpers for code that holds a user rather than a
+//!   request: the stored provider tokens, refresh, logout, unlink, and
+//!   [`AuthService::issue_jwt`] for your own login.
+//!
+//! The routes under `base`: `GET /<provider>` (login), `/<provider>/callback`,
+//! `POST /<provider>/link` and `/unlink`, `/session`, `/token`, `/<provider>/refresh`,
+//! `/logout`, `POST /logout_all`, and `/jwks.json` with an asymmetric algorithm.
+//!
+//! # Security, in short
+//!
+//! State and PKCE on every flow that allows it, a nonce and full `id_token` checks for OpenID
+//! Connect, RFC 9207 `iss`; `next` only as a local path; provider URLs HTTPS (plain HTTP only
+//! on loopback); provider tokens encrypted at rest (AES-256-GCM, bound to their row); JWTs
+//! revocable by session, refused on every instance within `revocation_cache_secs`; a Local
+//! token never acts as a social user; email linking only between providers trusted for it;
+//! `__Host-` cookies on https; state-changing `GET`s only with proof of our own site; an
+//! optional per-client rate limit. The README's *Security model* says what is and is not
+//! protected.
+//!
+//! # Errors
+//!
+//! [`AuthService`]'s functions and [`reencrypt`] return [`Error`]: match on its
+//! [`ErrorKind`] and read its `source()` for the cause.
+//!
 //! # Cargo features
 //!
 //! A user enables nothing to get the library; both features are off by default.
