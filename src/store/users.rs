@@ -80,6 +80,32 @@ pub(crate) fn sign_in<'a>(provider: &'a str, profile: &'a Profile) -> SignIn<'a>
     }
 }
 
+/// Writes an identity's new (sealed) tokens; returns its user, `None` when the identity is
+/// not stored yet.
+async fn update_identity_tokens(
+    conn: &mut sqlx::AnyConnection,
+    provider: &str,
+    social_id: &str,
+    (access, refresh): (&String, &Option<String>),
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let row: Option<(i64,)> = sqlx::query_as(concat!(
+        "UPDATE social_users SET ",
+        set_new_tokens!(),
+        " WHERE provider = $5 AND social_id = $6 RETURNING user_id"
+    ))
+    .bind(access)
+    .bind(refresh)
+    .bind(expires_at)
+    .bind(now)
+    .bind(provider)
+    .bind(social_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(user_id,)| user_id))
+}
+
 impl Store {
     /// Records a login: creates the user and social account the first time an identity is seen
     /// (or, when the provider allows it, links it to the user with the same verified email),
@@ -146,20 +172,16 @@ impl Store {
         for _ in 0..5 {
             let now = now();
             let mut tx = self.pool.begin().await?;
-            let existing: Option<(i64,)> = sqlx::query_as(concat!(
-                "UPDATE social_users SET ",
-                set_new_tokens!(),
-                " WHERE provider = $5 AND social_id = $6 RETURNING user_id"
-            ))
-            .bind(&access)
-            .bind(&refresh)
-            .bind(tokens.expires_at)
-            .bind(now)
-            .bind(provider)
-            .bind(&profile.social_id)
-            .fetch_optional(&mut *tx)
+            let existing = update_identity_tokens(
+                &mut tx,
+                provider,
+                &profile.social_id,
+                (&access, &refresh),
+                tokens.expires_at,
+                now,
+            )
             .await?;
-            if let Some((user_id,)) = existing {
+            if let Some(user_id) = existing {
                 let row: UserRow = sqlx::query_as(
                     "UPDATE users SET name = $1, email = $2, email_key = $3, avatar_url = $4, \
                      updated_at = $5, email_vouched_by = $7 WHERE id = $6 \
@@ -292,18 +314,14 @@ impl Store {
         let outcome = match owner {
             Some((owner,)) if owner != user_id => LinkOutcome::TakenByOther,
             Some(_) => {
-                sqlx::query(concat!(
-                    "UPDATE social_users SET ",
-                    set_new_tokens!(),
-                    " WHERE provider = $5 AND social_id = $6"
-                ))
-                .bind(&access)
-                .bind(&refresh)
-                .bind(tokens.expires_at)
-                .bind(now)
-                .bind(provider)
-                .bind(&profile.social_id)
-                .execute(&mut *tx)
+                update_identity_tokens(
+                    &mut tx,
+                    provider,
+                    &profile.social_id,
+                    (&access, &refresh),
+                    tokens.expires_at,
+                    now,
+                )
                 .await?;
                 LinkOutcome::Linked
             }
