@@ -37,7 +37,7 @@ pub(crate) const PUBLISHED_JWT_SECRET: &str = "development-only-secret-do-not-us
 
 /// The only profile in which the development provider, the published JWT secret and a
 /// missing `token_keys` are allowed.
-const DEVELOPMENT_PROFILE: &str = "debug";
+pub(crate) const DEVELOPMENT_PROFILE: &str = "debug";
 
 /// The `[default.social_auth]` table of `Rocket.toml`.
 ///
@@ -118,7 +118,7 @@ pub struct Config {
     /// One table per enabled provider, keyed by its name (the `<provider>` of the routes).
     /// An absent table means the provider is off.
     #[serde(default)]
-    pub providers: BTreeMap<String, ProviderConfig>,
+    pub providers: BTreeMap<String, ProviderTable>,
     /// Keys that encrypt provider tokens at rest: `"<kid>:<base64 of 32 random bytes>"`, the first
     /// encrypts, all decrypt (rotation). Required in the release profile when a provider is
     /// configured; in debug a random per-process key is used when empty. Default `[]`.
@@ -263,62 +263,45 @@ pub struct JwtConfig {
     pub exp_minutes: u64,
 }
 
-/// The kind of a provider; the tables named `github`, `facebook`, `google` and `dev` need not
-/// say it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// One `[default.social_auth.providers.<name>]` table: its `kind`, whether its verified
+/// emails may link accounts, and the settings of its kind (each kind documents its keys, and
+/// refuses the keys it does not have).
+///
+/// ```toml
+/// [default.social_auth.providers.work]
+/// kind = "github"                 # may be left out when the table is named after its kind
+/// link_by_verified_email = false
+/// client_id = "Iv1.0123456789abcdef"
+/// client_secret = "…"
+/// ```
+#[derive(Clone, Deserialize)]
 #[non_exhaustive]
-pub enum ProviderKind {
-    /// GitHub (OAuth App or GitHub App user tokens), or GitHub Enterprise Server.
-    Github,
-    /// Facebook Login and the Graph API.
-    Facebook,
-    /// Google (OpenID Connect, with Google's quirks).
-    Google,
-    /// Any OpenID Connect provider, found by discovery from its `issuer` (GitLab, Microsoft
-    /// Entra, Okta, Keycloak, Auth0, …).
-    Oidc,
-    /// The development provider: a GitHub-compatible provider served by the app itself, which
-    /// signs in local test users without any account. Refused in the release profile, and
-    /// unless the crate is built with its `dev` feature.
-    Dev,
-}
-
-/// One `[default.social_auth.providers.<name>]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct ProviderConfig {
-    /// The kind; taken from the name when the table is `github`, `facebook` or `dev`.
-    pub kind: Option<ProviderKind>,
-    /// The OAuth client id (Facebook: the app id). Required (but for `dev`).
-    pub client_id: Option<String>,
-    /// The OAuth client secret (Facebook: the app secret). Required (but for `dev`).
-    pub client_secret: Option<Secret>,
-    /// Authorization endpoint. GitHub default `https://github.com/login/oauth/authorize`;
-    /// Facebook default `https://www.facebook.com/v19.0/dialog/oauth`.
-    pub authorize_url: Option<String>,
-    /// Token endpoint (GitHub). Default `https://github.com/login/oauth/access_token`.
-    pub token_url: Option<String>,
-    /// REST API root (GitHub). Default `https://api.github.com`.
-    pub api_url: Option<String>,
-    /// Graph API root (Facebook). Default `https://graph.facebook.com/v19.0`.
-    pub graph_url: Option<String>,
-    /// Scopes asked for. GitHub default `["read:user", "user:email"]`; Facebook default
-    /// `["email", "public_profile"]`.
-    pub scopes: Option<Vec<String>>,
-    /// The OpenID issuer (Google, `kind = "oidc"`); discovery is at
-    /// `{issuer}/.well-known/openid-configuration`. Google default `https://accounts.google.com`.
-    pub issuer: Option<String>,
-    /// Ask for a refresh token (Google: `access_type=offline&prompt=consent`; other OpenID
-    /// providers: the `offline_access` scope and `prompt=consent`). Default `false`.
-    #[serde(default)]
-    pub offline: bool,
-    /// On the first login of an identity, link it to the existing user with the same email if
-    /// this provider vouches for the email (GitHub: primary and verified; never Facebook).
-    /// Default `false`: accounts are linked only explicitly.
+pub struct ProviderTable {
+    /// The kind: `github`, `facebook`, `google`, `oidc`, `dev` (with the `dev` feature), or
+    /// one the app registered with
+    /// [`SocialAuthFairing::provider_kind`](crate::SocialAuthFairing::provider_kind). Default:
+    /// the table's name, when a kind has it.
+    pub kind: Option<String>,
+    /// On the first login of an identity, link it to the existing user with the same email
+    /// when this provider vouches for it and the email was vouched for by a provider that
+    /// also has this set (GitHub: primary and verified; never Facebook nor `dev`). Default
+    /// `false`: accounts are linked only explicitly.
     #[serde(default)]
     pub link_by_verified_email: bool,
+    /// The other keys, read by the kind.
+    #[serde(flatten)]
+    pub(crate) settings: rocket::figment::value::Dict,
+}
+
+impl fmt::Debug for ProviderTable {
+    /// The kind and the names of the keys, never their values (a table holds secrets).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderTable")
+            .field("kind", &self.kind)
+            .field("link_by_verified_email", &self.link_by_verified_email)
+            .field("keys", &self.settings.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// A configuration value that stops launch; it names the offending key.
@@ -383,22 +366,6 @@ fn default_max_clients() -> u32 {
     100_000
 }
 
-/// A provider table after its checks: kind resolved, URLs parsed.
-#[derive(Debug, Clone)]
-pub(crate) struct ResolvedProvider {
-    pub name: String,
-    pub kind: ProviderKind,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub authorize_url: Url,
-    pub token_url: Url,
-    pub api_url: Url,
-    pub scopes: Vec<String>,
-    pub link_by_verified_email: bool,
-    /// OpenID: ask for a refresh token.
-    pub offline: bool,
-}
-
 impl Config {
     /// `base` without a trailing slash (`""` when mounted at the root).
     pub(crate) fn base_path(&self) -> &str {
@@ -433,10 +400,10 @@ impl Config {
         self.public_url.starts_with("https://")
     }
 
-    /// Checks every value and resolves the providers. `profile` is Rocket's profile: the
-    /// development provider, the published JWT secret and a missing `token_keys` are allowed
-    /// only in `debug`.
-    pub(crate) fn validate(&self, profile: &Profile) -> Result<Vec<ResolvedProvider>, ConfigError> {
+    /// Checks every value but the providers' settings, which their kinds check. `profile` is
+    /// Rocket's profile: the published JWT secret and a missing `token_keys` are allowed only in
+    /// `debug`.
+    pub(crate) fn validate(&self, profile: &Profile) -> Result<(), ConfigError> {
         let development = profile.as_str() == DEVELOPMENT_PROFILE;
         let key = |k: &str| format!("social_auth.{k}");
         if !self.base.starts_with('/')
@@ -533,28 +500,25 @@ impl Config {
             }
             _ => {}
         }
-        let resolved = self
-            .providers
-            .iter()
-            .map(|(name, p)| p.resolve(name, profile, &public))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut dev = resolved.iter().filter(|p| p.kind == ProviderKind::Dev);
-        if let (Some(first), Some(second)) = (dev.next(), dev.next()) {
-            return Err(ConfigError::new(
-                key(&format!("providers.{}", second.name)),
-                format!(
-                    "is a second development provider (`{}` is one already): configure one at most",
-                    first.name
-                ),
-            ));
+        for name in self.providers.keys() {
+            check_provider_name(name)?;
         }
+        Ok(())
+    }
+
+    /// Checks that provider tokens have a key to be encrypted under: `token_keys` may be empty
+    /// only in `debug` (a per-process key) or without providers. Checked after the providers'
+    /// own checks, which say more.
+    pub(crate) fn check_token_keys(&self, profile: &Profile) -> Result<(), ConfigError> {
+        let development = profile.as_str() == DEVELOPMENT_PROFILE;
+        let key = |k: &str| format!("social_auth.{k}");
         if self.token_keys.is_empty() && !self.providers.is_empty() && !development {
             return Err(ConfigError::new(
                 key("token_keys"),
                 format!("is required when a provider is configured in every profile but debug (this is `{profile}`): it encrypts provider tokens at rest: \"<kid>:<base64 of 32 random bytes>\", e.g. from `openssl rand -base64 32`"),
             ));
         }
-        Ok(resolved)
+        Ok(())
     }
 }
 
@@ -595,195 +559,28 @@ impl JwtConfig {
     }
 }
 
-impl ProviderConfig {
-    fn resolve(
-        &self,
-        name: &str,
-        profile: &Profile,
-        public_url: &Url,
-    ) -> Result<ResolvedProvider, ConfigError> {
-        let key = |k: &str| format!("social_auth.providers.{name}{k}");
-        let valid_name = !name.is_empty()
-            && name.len() <= 40
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-            && !name.starts_with(['_', '-']);
-        if !valid_name {
-            return Err(ConfigError::new(
-                key(""),
-                "has an invalid name: use lowercase letters, digits, `_` and `-`",
-            ));
-        }
-        if RESERVED_NAMES.contains(&name) {
-            return Err(ConfigError::new(
-                key(""),
-                format!(
-                    "is named like one of the routes under `base` ({name}): choose another name"
-                ),
-            ));
-        }
-        let kind =
-            match (self.kind, name) {
-                (Some(kind), _) => kind,
-                (None, "github") => ProviderKind::Github,
-                (None, "facebook") => ProviderKind::Facebook,
-                (None, "google") => ProviderKind::Google,
-                (None, "dev") => ProviderKind::Dev,
-                (None, _) => return Err(ConfigError::new(
-                    key(".kind"),
-                    "is required for a provider not named after its kind (\"github\", \"facebook\", \"google\" or \"dev\"); use kind = \"oidc\" for any OpenID Connect provider",
-                )),
-            };
-        if kind == ProviderKind::Dev {
-            if !cfg!(feature = "dev") {
-                return Err(ConfigError::new(
-                    key(""),
-                    "is the development provider, but rocket_social_auth was built without its `dev` feature: enable it (`features = [\"dev\"]`) for local development, or remove this table",
-                ));
-            }
-            if profile.as_str() != DEVELOPMENT_PROFILE {
-                return Err(ConfigError::new(
-                    key(""),
-                    format!("is the development provider, which signs in anyone: it is allowed only in the debug profile (this is `{profile}`)"),
-                ));
-            }
-            if !is_loopback(public_url) {
-                return Err(ConfigError::new(
-                    key(""),
-                    format!("is the development provider, which signs in anyone: it is allowed only when `social_auth.public_url` is a loopback address (this is `{public_url}`)"),
-                ));
-            }
-            // Its URLs are the app's own; filled in by the fairing.
-            let placeholder = Url::parse("http://127.0.0.1/").expect("static URL");
-            return Ok(ResolvedProvider {
-                name: name.into(),
-                kind,
-                client_id: self.client_id.clone().unwrap_or_else(|| "dev".into()),
-                client_secret: self.client_secret.clone().unwrap_or_default(),
-                authorize_url: placeholder.clone(),
-                token_url: placeholder.clone(),
-                api_url: placeholder,
-                scopes: self
-                    .scopes
-                    .clone()
-                    .unwrap_or_else(|| vec!["read:user".into(), "user:email".into()]),
-                link_by_verified_email: self.link_by_verified_email,
-                offline: self.offline,
-            });
-        }
-        let client_id = match self.client_id.as_deref().map(str::trim) {
-            Some(id) if !id.is_empty() => id.to_owned(),
-            _ => return Err(ConfigError::new(key(".client_id"), "is required")),
-        };
-        let client_secret = match &self.client_secret {
-            Some(s) if !s.is_empty() => s.clone(),
-            _ => return Err(ConfigError::new(key(".client_secret"), "is required")),
-        };
-        let url = |field: &str, value: &Option<String>, default: &str| {
-            provider_url(
-                &key(&format!(".{field}")),
-                value.as_deref().unwrap_or(default),
-            )
-        };
-        let unused = |field: &str, value: &Option<String>| match value {
-            Some(_) => Err(ConfigError::new(
-                key(&format!(".{field}")),
-                format!("is not used by a {kind:?} provider"),
-            )),
-            None => Ok(()),
-        };
-        let (authorize_url, token_url, api_url, scopes) = match kind {
-            ProviderKind::Google | ProviderKind::Oidc => {
-                for (field, value) in [
-                    ("authorize_url", &self.authorize_url),
-                    ("token_url", &self.token_url),
-                    ("api_url", &self.api_url),
-                    ("graph_url", &self.graph_url),
-                ] {
-                    unused(field, value)?;
-                }
-                let issuer = match (kind, &self.issuer) {
-                    (_, Some(issuer)) => url("issuer", &Some(issuer.clone()), "")?,
-                    (ProviderKind::Google, None) => {
-                        url("issuer", &None, "https://accounts.google.com")?
-                    }
-                    _ => {
-                        return Err(ConfigError::new(
-                            key(".issuer"),
-                            "is required for an OpenID Connect provider (discovery is at {issuer}/.well-known/openid-configuration)",
-                        ))
-                    }
-                };
-                // Endpoints come from discovery; the issuer stands in until then.
-                (
-                    issuer.clone(),
-                    issuer.clone(),
-                    issuer,
-                    vec!["openid", "email", "profile"],
-                )
-            }
-            ProviderKind::Facebook => {
-                unused("issuer", &self.issuer)?;
-                unused("token_url", &self.token_url)?;
-                unused("api_url", &self.api_url)?;
-                let graph = url(
-                    "graph_url",
-                    &self.graph_url,
-                    "https://graph.facebook.com/v19.0",
-                )?;
-                let token = Url::parse(&format!(
-                    "{}/oauth/access_token",
-                    graph.as_str().trim_end_matches('/')
-                ))
-                .map_err(|e| ConfigError::new(key(".graph_url"), e.to_string()))?;
-                (
-                    url(
-                        "authorize_url",
-                        &self.authorize_url,
-                        "https://www.facebook.com/v19.0/dialog/oauth",
-                    )?,
-                    token,
-                    graph,
-                    vec!["email", "public_profile"],
-                )
-            }
-            _ => {
-                unused("graph_url", &self.graph_url)?;
-                unused("issuer", &self.issuer)?;
-                (
-                    url(
-                        "authorize_url",
-                        &self.authorize_url,
-                        "https://github.com/login/oauth/authorize",
-                    )?,
-                    url(
-                        "token_url",
-                        &self.token_url,
-                        "https://github.com/login/oauth/access_token",
-                    )?,
-                    url("api_url", &self.api_url, "https://api.github.com")?,
-                    vec!["read:user", "user:email"],
-                )
-            }
-        };
-        Ok(ResolvedProvider {
-            name: name.into(),
-            kind,
-            client_id,
-            client_secret,
-            authorize_url,
-            token_url,
-            // GitHub: the REST API root; Facebook: the Graph API root; OpenID: the issuer.
-            api_url,
-            scopes: self
-                .scopes
-                .clone()
-                .unwrap_or_else(|| scopes.into_iter().map(String::from).collect()),
-            link_by_verified_email: self.link_by_verified_email,
-            offline: self.offline,
-        })
+/// A provider's name is the `<provider>` of its routes: a path segment that names no other route.
+fn check_provider_name(name: &str) -> Result<(), ConfigError> {
+    let key = format!("social_auth.providers.{name}");
+    let valid_name = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && !name.starts_with(['_', '-']);
+    if !valid_name {
+        return Err(ConfigError::new(
+            key,
+            "has an invalid name: use lowercase letters, digits, `_` and `-`",
+        ));
     }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(ConfigError::new(
+            key,
+            format!("is named like one of the routes under `base` ({name}): choose another name"),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a provider URL: HTTPS, or plain HTTP only when the host is loopback.
@@ -837,21 +634,12 @@ mod tests {
         assert!(!c.expose_refresh_token);
         assert_eq!(c.jwt.algorithm, JwtAlgorithm::HS256);
         assert_eq!(c.jwt.exp_minutes, 60);
-        assert!(c.validate(&Profile::new("debug")).unwrap().is_empty());
+        assert!(c.validate(&Profile::new("debug")).is_ok());
+        assert!(c.providers.is_empty());
     }
 
     #[test]
-    fn github_defaults_and_loopback_rule() {
-        let c = config(&format!(
-            "{JWT}[social_auth.providers.github]\nclient_id = \"id\"\nclient_secret = \"s\"\n"
-        ));
-        let p = &c.validate(&Profile::new("debug")).unwrap()[0];
-        assert_eq!(p.kind, ProviderKind::Github);
-        assert_eq!(
-            p.token_url.as_str(),
-            "https://github.com/login/oauth/access_token"
-        );
-        assert_eq!(p.scopes, ["read:user", "user:email"]);
+    fn provider_urls_are_https_but_on_loopback() {
         assert!(provider_url("k", "http://127.0.0.1:9/x").is_ok());
         assert!(provider_url("k", "http://localhost:9/x").is_ok());
         assert!(provider_url("k", "http://[::1]:9/x").is_ok());
@@ -895,6 +683,7 @@ mod tests {
             "{JWT}[social_auth.providers.github]\nclient_id = \"id\"\nclient_secret = \"very-secret-value\"\n"
         ));
         let debug = format!("{c:?}");
+        assert!(debug.contains("client_secret"), "{debug}");
         assert!(!debug.contains("very-secret-value"));
         assert!(!debug.contains("0123456789abcdef"));
     }

@@ -10,16 +10,12 @@ use rocket::figment::Figment;
 use rocket::{Build, Orbit, Rocket};
 use rocket_db_pools::Database;
 
-use crate::config::{Config, ConfigError, ProviderKind, ResolvedProvider};
+use crate::config::{Config, ConfigError};
 use crate::db::{self, AuthDb};
 use crate::error::{Error, ErrorKind};
 use crate::jwt::{install_crypto, JwtCodec};
 use crate::policy::{AllowAll, Policy};
-use crate::provider::facebook::Facebook;
-use crate::provider::github::Github;
-use crate::provider::http_client::HttpClient;
-use crate::provider::oidc::Oidc;
-use crate::provider::Provider;
+use crate::provider::{Attachment, HttpClient, Provider, ProviderContext, ProviderKinds};
 use crate::routes::routes;
 use crate::service::{AuthService, ProviderEntry};
 use crate::store::{LoginOptions, ReencryptReport, Store, StoreError};
@@ -54,11 +50,14 @@ use crate::vault::TokenVault;
 #[derive(Clone)]
 pub struct SocialAuthFairing {
     policy: Arc<dyn Policy>,
+    kinds: ProviderKinds,
 }
 
 impl std::fmt::Debug for SocialAuthFairing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SocialAuthFairing").finish_non_exhaustive()
+        f.debug_struct("SocialAuthFairing")
+            .field("kinds", &self.kinds)
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,6 +65,7 @@ impl Default for SocialAuthFairing {
     fn default() -> Self {
         SocialAuthFairing {
             policy: Arc::new(AllowAll),
+            kinds: ProviderKinds::default(),
         }
     }
 }
@@ -90,10 +90,126 @@ impl SocialAuthFairing {
         self.policy = Arc::new(policy);
         self
     }
+
+    /// Registers the provider kind `kind`: a `[social_auth.providers.<name>]` table that says
+    /// `kind = "<kind>"` (or is named `<kind>`) is deserialized into `S` — every key but
+    /// `kind` and `link_by_verified_email`; put `#[serde(deny_unknown_fields)]` on it so that
+    /// a mistyped key fails the launch — and `build` makes its provider. An error of either
+    /// fails the launch, naming the key. Registering a kind again, built-in or not, replaces it.
+    ///
+    /// ```no_run
+    /// use rocket::async_trait;
+    /// use rocket_social_auth::provider::{
+    ///     FlowParams, OAuth2Client, OAuth2Settings, Profile, Provider, ProviderContext,
+    ///     ProviderError, TokenSet,
+    /// };
+    /// use rocket_social_auth::{ConfigError, Secret, SocialAuthFairing};
+    ///
+    /// /// `[default.social_auth.providers.acme]`, with `client_id` and `client_secret`.
+    /// #[derive(serde::Deserialize)]
+    /// #[serde(deny_unknown_fields)]
+    /// struct AcmeSettings {
+    ///     client_id: String,
+    ///     client_secret: Secret,
+    /// }
+    ///
+    /// struct Acme(OAuth2Client);
+    ///
+    /// #[async_trait]
+    /// impl Provider for Acme {
+    ///     async fn authorize_url(&self, flow: &FlowParams<'_>)
+    ///         -> Result<url::Url, ProviderError> {
+    ///         Ok(self.0.authorize_url(flow, &[]))
+    ///     }
+    ///     async fn exchange_code(&self, code: &str, flow: &FlowParams<'_>)
+    ///         -> Result<TokenSet, ProviderError> {
+    ///         self.0.exchange_code(code, flow).await
+    ///     }
+    ///     async fn profile(&self, tokens: &TokenSet, _: &FlowParams<'_>)
+    ///         -> Result<Profile, ProviderError> {
+    ///         let http = self.0.http();
+    ///         let me: serde_json::Value = http
+    ///             .send(http.get("https://api.acme.example/me")
+    ///                 .bearer_auth(tokens.access_token.expose()))
+    ///             .await?
+    ///             .json("Acme GET /me")?;
+    ///         let id = me["id"].as_str().ok_or_else(|| ProviderError::bad_response("no id"))?;
+    ///         Ok(Profile::new(id, me.clone()))
+    ///     }
+    /// }
+    ///
+    /// fn acme(settings: AcmeSettings, ctx: &ProviderContext) -> Result<Acme, ConfigError> {
+    ///     let oauth = OAuth2Settings::new(
+    ///         settings.client_id,
+    ///         settings.client_secret,
+    ///         ctx.url("authorize_url", "https://acme.example/oauth/authorize")?,
+    ///         ctx.url("token_url", "https://acme.example/oauth/token")?,
+    ///         ctx.callback_url().clone(),
+    ///     );
+    ///     Ok(Acme(OAuth2Client::new(oauth, ctx.http().clone())))
+    /// }
+    ///
+    /// let fairing = SocialAuthFairing::new().provider_kind("acme", acme);
+    /// ```
+    pub fn provider_kind<S, P, F>(mut self, kind: &str, build: F) -> Self
+    where
+        S: serde::de::DeserializeOwned,
+        P: Provider,
+        F: Fn(S, &ProviderContext<'_>) -> Result<P, ConfigError> + Send + Sync + 'static,
+    {
+        self.kinds.register(kind, build);
+        self
+    }
+
+    /// Builds every configured provider (before any database work, so that a wrong table
+    /// fails the launch at once), with what they add to the app.
+    fn build_providers(
+        &self,
+        config: &Config,
+        profile: &rocket::figment::Profile,
+        http: &HttpClient,
+    ) -> Result<(BTreeMap<String, ProviderEntry>, Vec<Attachment>), ConfigError> {
+        let mut built = Vec::new();
+        let mut attachments = Vec::new();
+        let mut single: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, table) in &config.providers {
+            let kind = self.kinds.kind_of(name, table.kind.as_deref())?;
+            if self.kinds.is_single(kind) {
+                if let Some(first) = single.insert(kind, name) {
+                    return Err(ConfigError::new(
+                        format!("social_auth.providers.{name}"),
+                        format!("is a second `{kind}` provider (`{first}` is one already): configure one at most"),
+                    ));
+                }
+            }
+            let ctx = ProviderContext::new(name, config, profile, http.clone())?;
+            let client = self.kinds.build(kind, &table.settings, &ctx)?;
+            attachments.extend(ctx.into_attachments());
+            built.push((name.clone(), table.link_by_verified_email, client));
+        }
+        // Whose `email_verified` may link accounts: the providers trusted for it that vouch.
+        let trusted_vouchers: Arc<[String]> = built
+            .iter()
+            .filter(|(_, trusted, client)| *trusted && client.vouches_for_email())
+            .map(|(name, _, _)| name.clone())
+            .collect();
+        let providers = built
+            .into_iter()
+            .map(|(name, link_by_verified_email, client)| {
+                let options = LoginOptions {
+                    link_by_verified_email,
+                    vouches: client.vouches_for_email(),
+                    trusted_vouchers: trusted_vouchers.clone(),
+                };
+                (name, ProviderEntry { client, options })
+            })
+            .collect();
+        Ok((providers, attachments))
+    }
 }
 
 /// Reads and checks `[social_auth]`; the error names the key.
-fn read_config(figment: &Figment) -> Result<(Config, Vec<ResolvedProvider>), String> {
+fn read_config(figment: &Figment) -> Result<Config, String> {
     let config: Config = figment.extract_inner("social_auth").map_err(|e| {
         let message = e
             .clone()
@@ -112,10 +228,10 @@ fn read_config(figment: &Figment) -> Result<(Config, Vec<ResolvedProvider>), Str
         rocket::config::pretty_print_error(e);
         format!("invalid configuration: {message}")
     })?;
-    let resolved = config
+    config
         .validate(figment.profile())
         .map_err(|e| format!("invalid configuration: {e}"))?;
-    Ok((config, resolved))
+    Ok(config)
 }
 
 /// The token vault of a configuration; an empty `token_keys` gives a per-process key (debug).
@@ -145,7 +261,7 @@ impl Fairing for SocialAuthFairing {
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
         install_crypto();
-        let (config, resolved) = match read_config(rocket.figment()) {
+        let config = match read_config(rocket.figment()) {
             Ok(read) => read,
             Err(e) => {
                 log::error!("social_auth: {e}");
@@ -155,6 +271,24 @@ impl Fairing for SocialAuthFairing {
         let (jwt, vault) = match (JwtCodec::new(&config.jwt), vault(&config)) {
             (Ok(jwt), Ok(vault)) => (jwt, vault),
             (Err(e), _) | (_, Err(e)) => {
+                log::error!("social_auth: invalid configuration: {e}");
+                return Err(rocket);
+            }
+        };
+        let http = match HttpClient::new(Duration::from_secs(config.http_timeout_secs)) {
+            Ok(http) => http,
+            Err(e) => {
+                log::error!("social_auth: the HTTP client could not be built: {e}");
+                return Err(rocket);
+            }
+        };
+        let profile = rocket.figment().profile();
+        let built = self
+            .build_providers(&config, profile, &http)
+            .and_then(|built| config.check_token_keys(profile).map(|()| built));
+        let (providers, attachments) = match built {
+            Ok(built) => built,
+            Err(e) => {
                 log::error!("social_auth: invalid configuration: {e}");
                 return Err(rocket);
             }
@@ -172,64 +306,14 @@ impl Fairing for SocialAuthFairing {
                 return Err(rocket);
             }
         }
-        let http = match HttpClient::new(Duration::from_secs(config.http_timeout_secs)) {
-            Ok(http) => http,
-            Err(e) => {
-                log::error!("social_auth: the HTTP client could not be built: {e}");
-                return Err(rocket);
+        for (name, entry) in &providers {
+            if let Err(e) = entry.client.warm_up().await {
+                log::error!("social_auth: provider `{name}` is unavailable for now: {e}");
             }
-        };
-        // Only the development provider mounts routes of its own.
-        #[cfg_attr(not(feature = "dev"), allow(unused_mut))]
-        let mut rocket = rocket;
-        let mut providers: BTreeMap<String, ProviderEntry> = BTreeMap::new();
-        // Whose `email_verified` may link accounts: the providers trusted for it that vouch.
-        let trusted_vouchers: Arc<[String]> = resolved
-            .iter()
-            .filter(|p| p.link_by_verified_email && p.kind != ProviderKind::Dev)
-            .map(|p| p.name.clone())
-            .collect();
-        for provider in resolved {
-            let name = provider.name.clone();
-            let callback = config.callback_url(&name);
-            let options = LoginOptions {
-                link_by_verified_email: provider.link_by_verified_email,
-                vouches: provider.kind != ProviderKind::Dev,
-                trusted_vouchers: trusted_vouchers.clone(),
-            };
-            let client: Box<dyn Provider> = match provider.kind {
-                ProviderKind::Github => Box::new(Github::new(&provider, &callback, http.clone())),
-                ProviderKind::Facebook => {
-                    Box::new(Facebook::new(&provider, &callback, http.clone()))
-                }
-                ProviderKind::Google | ProviderKind::Oidc => {
-                    let oidc = Oidc::new(&provider, &callback, http.clone());
-                    // Fetched now and cached; a provider that is down must not take the app
-                    // down: its routes answer 503 and discovery is retried on the next use.
-                    if let Err(e) = oidc.discover().await {
-                        log::error!("social_auth: provider `{name}` is unavailable for now: {e}");
-                    }
-                    Box::new(oidc)
-                }
-                #[cfg(feature = "dev")]
-                ProviderKind::Dev => {
-                    let (mounted, dev) = crate::dev::mount(rocket, &config, provider);
-                    rocket = mounted;
-                    log::warn!(
-                        "social_auth: the development provider `{}` signs in anyone: never enable it in production",
-                        dev.name
-                    );
-                    Box::new(Github::new(&dev, &callback, http.clone()))
-                }
-                // Refused by the configuration check already; never a panic.
-                #[cfg(not(feature = "dev"))]
-                ProviderKind::Dev => {
-                    log::error!("social_auth: invalid configuration: `social_auth.providers.{name}` is the development provider, but rocket_social_auth was built without its `dev` feature");
-                    return Err(rocket);
-                }
-            };
-            providers.insert(name, ProviderEntry { client, options });
         }
+        let rocket = attachments
+            .into_iter()
+            .fold(rocket, |rocket, attach| attach(rocket));
         let base = if config.base_path().is_empty() {
             "/".to_owned()
         } else {
@@ -266,7 +350,7 @@ impl Fairing for SocialAuthFairing {
 /// ```
 pub async fn reencrypt(figment: &Figment) -> Result<ReencryptReport, Error> {
     install_crypto();
-    let (config, _) = read_config(figment).map_err(|e| Error::new(ErrorKind::Config, e))?;
+    let config = read_config(figment).map_err(|e| Error::new(ErrorKind::Config, e))?;
     let vault = vault(&config).map_err(|e| {
         Error::caused_by(ErrorKind::Config, format!("invalid configuration: {e}"), e)
     })?;

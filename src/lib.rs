@@ -143,7 +143,7 @@ mod jwt;
 mod login_error;
 mod model;
 mod policy;
-mod provider;
+pub mod provider;
 mod ratelimit;
 mod reply;
 mod routes;
@@ -163,8 +163,7 @@ mod vault;
 mod verified_cache;
 
 pub use config::{
-    Config, ConfigError, JwtAlgorithm, JwtConfig, JwtKeyConfig, ProviderConfig, ProviderKind,
-    RateLimitConfig,
+    Config, ConfigError, JwtAlgorithm, JwtConfig, JwtKeyConfig, ProviderTable, RateLimitConfig,
 };
 pub use db::{AuthDb, SqlxPool};
 pub use error::{Error, ErrorKind};
@@ -174,6 +173,7 @@ pub use guard::{AuthUser, SocialAuth};
 pub use jwt::{Claims, Identity, IssuedJwt};
 pub use model::{SignIn, User};
 pub use policy::{Denied, Policy};
+pub use provider::Provider;
 pub use reply::{RefreshReply, TokenReply, UnlinkReply};
 pub use secret::Secret;
 pub use service::AuthService;
@@ -184,3 +184,9 @@ pub use sqlx;
 
 /// The serde_json this crate is built with: [`Policy::extra_claims`] returns its `Map`.
 pub use serde_json;
+
+/// The reqwest this crate is built with: a [`provider::HttpClient`] builds its requests.
+pub use reqwest;
+
+/// The url this crate is built with: a [`provider::Provider`] returns its authorize URL.
+pub use url;

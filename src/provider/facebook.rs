@@ -6,11 +6,58 @@ use rocket::async_trait;
 use serde::Deserialize;
 use url::Url;
 
-use super::{FlowParams, Profile, Provider, ProviderError, RefreshWith, TokenSet};
+use super::{FlowParams, Profile, Provider, ProviderContext, ProviderError, RefreshWith, TokenSet};
 use crate::clock::now;
-use crate::config::ResolvedProvider;
+use crate::config::ConfigError;
 use crate::provider::http_client::{Answer, HttpClient};
 use crate::secret::Secret;
+
+/// A `kind = "facebook"` table.
+///
+/// ```toml
+/// [default.social_auth.providers.facebook]
+/// client_id = "1234567890"        # the app id
+/// client_secret = "…"             # the app secret
+/// authorize_url = "https://www.facebook.com/v19.0/dialog/oauth"
+/// graph_url = "https://graph.facebook.com/v19.0"
+/// scopes = ["email", "public_profile"]
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FacebookSettings {
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    authorize_url: Option<String>,
+    graph_url: Option<String>,
+    scopes: Option<Vec<String>>,
+}
+
+/// The kind `facebook`.
+pub(crate) fn build(
+    settings: FacebookSettings,
+    ctx: &ProviderContext<'_>,
+) -> Result<Facebook, ConfigError> {
+    let graph = ctx.url_or(
+        "graph_url",
+        settings.graph_url.as_deref(),
+        "https://graph.facebook.com/v19.0",
+    )?;
+    Ok(Facebook {
+        client_id: ctx.required("client_id", settings.client_id)?,
+        client_secret: ctx.required_secret("client_secret", settings.client_secret)?,
+        authorize_url: ctx.url_or(
+            "authorize_url",
+            settings.authorize_url.as_deref(),
+            "https://www.facebook.com/v19.0/dialog/oauth",
+        )?,
+        graph_url: graph.as_str().trim_end_matches('/').to_owned(),
+        scopes: settings
+            .scopes
+            .unwrap_or_else(|| vec!["email".into(), "public_profile".into()]),
+        redirect_uri: ctx.callback_url().to_string(),
+        http: ctx.http().clone(),
+    })
+}
 
 /// A Facebook app.
 pub(crate) struct Facebook {
@@ -97,18 +144,6 @@ fn graph_error(what: &str, answer: &Answer) -> ProviderError {
 }
 
 impl Facebook {
-    pub(crate) fn new(config: &ResolvedProvider, redirect_uri: &str, http: HttpClient) -> Self {
-        Facebook {
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
-            authorize_url: config.authorize_url.clone(),
-            graph_url: config.api_url.as_str().trim_end_matches('/').to_owned(),
-            scopes: config.scopes.clone(),
-            redirect_uri: redirect_uri.to_owned(),
-            http,
-        }
-    }
-
     async fn token_call(
         &self,
         what: &str,

@@ -1,32 +1,86 @@
-//! GitHub (OAuth Apps and GitHub App user tokens), and the development provider that speaks
-//! the same wire format.
+//! GitHub (OAuth Apps and GitHub App user tokens, GitHub Enterprise Server): its settings, and
+//! the REST calls of its profile. The development provider speaks the same wire format.
 
-use oauth2::basic::{BasicClient, BasicErrorResponse};
-use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
-    Scope, TokenResponse, TokenUrl,
-};
 use reqwest::header::ACCEPT;
 use reqwest::StatusCode;
 use rocket::async_trait;
 use serde::Deserialize;
 use url::Url;
 
-use super::{FlowParams, Profile, Provider, ProviderError, TokenSet};
-use crate::clock::now;
-use crate::config::ResolvedProvider;
-use crate::provider::http_client::{Answer, HttpClient, HttpError};
+use super::oauth2::{OAuth2Client, OAuth2Settings, TokenAuth};
+use super::{FlowParams, Profile, Provider, ProviderContext, ProviderError, TokenSet};
+use crate::config::ConfigError;
+use crate::provider::http_client::Answer;
 use crate::secret::Secret;
 
-type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+/// A `kind = "github"` table.
+///
+/// ```toml
+/// [default.social_auth.providers.github]
+/// client_id = "Iv1.0123456789abcdef"
+/// client_secret = "…"
+/// # For GitHub Enterprise Server, or a test double:
+/// authorize_url = "https://github.com/login/oauth/authorize"
+/// token_url = "https://github.com/login/oauth/access_token"
+/// api_url = "https://api.github.com"
+/// scopes = ["read:user", "user:email"]
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GithubSettings {
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub api_url: Option<String>,
+    pub scopes: Option<Vec<String>>,
+}
+
+const AUTHORIZE_URL: &str = "https://github.com/login/oauth/authorize";
+const TOKEN_URL: &str = "https://github.com/login/oauth/access_token";
+const API_URL: &str = "https://api.github.com";
+
+/// The kind `github`.
+pub(crate) fn build(
+    settings: GithubSettings,
+    ctx: &ProviderContext<'_>,
+) -> Result<Github, ConfigError> {
+    let client_id = ctx.required("client_id", settings.client_id)?;
+    let client_secret = ctx.required_secret("client_secret", settings.client_secret)?;
+    let endpoints = Endpoints {
+        authorize: ctx.url_or(
+            "authorize_url",
+            settings.authorize_url.as_deref(),
+            AUTHORIZE_URL,
+        )?,
+        token: ctx.url_or("token_url", settings.token_url.as_deref(), TOKEN_URL)?,
+        api: ctx.url_or("api_url", settings.api_url.as_deref(), API_URL)?,
+    };
+    let scopes = settings
+        .scopes
+        .unwrap_or_else(|| vec!["read:user".into(), "user:email".into()]);
+    Ok(Github::new(
+        client_id,
+        client_secret,
+        endpoints,
+        scopes,
+        ctx,
+    ))
+}
+
+/// Where a GitHub-compatible provider is.
+pub(crate) struct Endpoints {
+    pub authorize: Url,
+    pub token: Url,
+    pub api: Url,
+}
 
 /// A GitHub-compatible provider.
 pub(crate) struct Github {
-    client: Client,
+    oauth: OAuth2Client,
     api_url: String,
-    scopes: Vec<String>,
-    http: HttpClient,
+    /// Whether its verified emails may link accounts (not the development provider's).
+    vouches: bool,
 }
 
 #[derive(Deserialize)]
@@ -45,34 +99,45 @@ struct GithubEmail {
 }
 
 impl Github {
-    pub(crate) fn new(config: &ResolvedProvider, redirect_uri: &str, http: HttpClient) -> Self {
-        let client = BasicClient::new(ClientId::new(config.client_id.clone()))
-            .set_client_secret(ClientSecret::new(config.client_secret.expose().to_owned()))
-            .set_auth_uri(AuthUrl::from_url(config.authorize_url.clone()))
-            .set_token_uri(TokenUrl::from_url(config.token_url.clone()))
-            // GitHub documents the credentials as form fields only.
-            .set_auth_type(AuthType::RequestBody)
-            .set_redirect_uri(
-                RedirectUrl::new(redirect_uri.to_owned()).unwrap_or_else(|_| {
-                    RedirectUrl::from_url(Url::parse("http://127.0.0.1/").expect("static URL"))
-                }),
-            );
+    pub(crate) fn new(
+        client_id: String,
+        client_secret: Secret,
+        endpoints: Endpoints,
+        scopes: Vec<String>,
+        ctx: &ProviderContext<'_>,
+    ) -> Self {
+        let settings = OAuth2Settings::new(
+            client_id,
+            client_secret,
+            endpoints.authorize,
+            endpoints.token,
+            ctx.callback_url().clone(),
+        )
+        .scopes(scopes)
+        // GitHub documents the credentials as form fields only.
+        .token_auth(TokenAuth::Post);
         Github {
-            client,
-            api_url: config.api_url.as_str().trim_end_matches('/').to_owned(),
-            scopes: config.scopes.clone(),
-            http,
+            oauth: OAuth2Client::new(settings, ctx.http().clone()),
+            api_url: endpoints.api.as_str().trim_end_matches('/').to_owned(),
+            vouches: true,
         }
     }
 
+    /// The same provider, whose emails never link accounts (it signs in anyone as anyone).
+    #[cfg_attr(not(feature = "dev"), allow(dead_code))]
+    pub(crate) fn never_vouching(mut self) -> Self {
+        self.vouches = false;
+        self
+    }
+
     async fn api(&self, path: &str, token: &Secret) -> Result<Answer, ProviderError> {
-        let request = self
-            .http
+        let http = self.oauth.http();
+        let request = http
             .get(&format!("{}{path}", self.api_url))
             .bearer_auth(token.expose())
             .header(ACCEPT, "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28");
-        Ok(self.http.send(request).await?)
+        Ok(http.send(request).await?)
     }
 }
 
@@ -101,53 +166,10 @@ fn api_error(what: &str, answer: &Answer) -> ProviderError {
     ))
 }
 
-pub(crate) fn token_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -> ProviderError {
-    match e {
-        RequestTokenError::ServerResponse(r) => {
-            let code = r.error().as_ref().to_owned();
-            let description = r.error_description().cloned();
-            match code.as_str() {
-                "invalid_grant" | "bad_refresh_token" => {
-                    ProviderError::InvalidGrant { code, description }
-                }
-                _ => ProviderError::Rejected { code, description },
-            }
-        }
-        RequestTokenError::Request(e) => e.into(),
-        RequestTokenError::Parse(_, _) => {
-            ProviderError::BadResponse("the token endpoint's answer is not a token".into())
-        }
-        RequestTokenError::Other(m) => {
-            ProviderError::BadResponse(format!("the token endpoint's answer is unusable: {m}"))
-        }
-    }
-}
-
-pub(crate) fn token_set<T: TokenResponse>(token: &T) -> TokenSet {
-    TokenSet {
-        access_token: Secret::new(token.access_token().secret().clone()),
-        refresh_token: token
-            .refresh_token()
-            .map(|t| Secret::new(t.secret().clone())),
-        expires_at: token
-            .expires_in()
-            .map(|d| now().saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2))),
-        id_token: None,
-    }
-}
-
 #[async_trait]
 impl Provider for Github {
     async fn authorize_url(&self, flow: &FlowParams<'_>) -> Result<Url, ProviderError> {
-        let verifier = PkceCodeVerifier::new(flow.pkce_verifier.to_owned());
-        let state = flow.state.to_owned();
-        let (url, _) = self
-            .client
-            .authorize_url(move || CsrfToken::new(state))
-            .add_scopes(self.scopes.iter().cloned().map(Scope::new))
-            .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(&verifier))
-            .url();
-        Ok(url)
+        Ok(self.oauth.authorize_url(flow, &[]))
     }
 
     async fn exchange_code(
@@ -155,14 +177,7 @@ impl Provider for Github {
         code: &str,
         flow: &FlowParams<'_>,
     ) -> Result<TokenSet, ProviderError> {
-        let token = self
-            .client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.to_owned()))
-            .request_async(&self.http)
-            .await
-            .map_err(token_error)?;
-        Ok(token_set(&token))
+        self.oauth.exchange_code(code, flow).await
     }
 
     async fn profile(
@@ -204,12 +219,69 @@ impl Provider for Github {
     }
 
     async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, ProviderError> {
-        let token = self
-            .client
-            .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
-            .request_async(&self.http)
-            .await
-            .map_err(token_error)?;
-        Ok(token_set(&token))
+        self.oauth.refresh(refresh_token).await
+    }
+
+    fn vouches_for_email(&self) -> bool {
+        self.vouches
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::context::with_context;
+
+    const JWT: &str =
+        "[social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"web_user\"\n";
+
+    fn settings(toml: &str) -> GithubSettings {
+        use rocket::figment::providers::{Format, Toml};
+        rocket::figment::Figment::from(Toml::string(toml))
+            .extract()
+            .expect("settings")
+    }
+
+    #[test]
+    fn defaults_are_github_com() {
+        with_context("github", JWT, |ctx| {
+            let github = build(settings("client_id = \"id\"\nclient_secret = \"s\"\n"), ctx)
+                .expect("builds");
+            assert_eq!(github.api_url, "https://api.github.com");
+            let url = github
+                .oauth
+                .authorize_url(&FlowParams::new("st", &"v".repeat(43), "n"), &[]);
+            assert!(
+                url.as_str()
+                    .starts_with("https://github.com/login/oauth/authorize?"),
+                "{url}"
+            );
+            let query: Vec<_> = url.query_pairs().into_owned().collect();
+            assert!(
+                query.contains(&("scope".into(), "read:user user:email".into())),
+                "{query:?}"
+            );
+            assert!(query.contains(&(
+                "redirect_uri".into(),
+                "http://127.0.0.1:8000/auth/github/callback".into()
+            )));
+        });
+    }
+
+    #[test]
+    fn missing_and_insecure_values_name_their_key() {
+        with_context("work", JWT, |ctx| {
+            let e = build(settings("client_secret = \"s\"\n"), ctx)
+                .err()
+                .expect("refused");
+            assert_eq!(e.key(), "social_auth.providers.work.client_id");
+            let e = build(
+                settings("client_id = \"i\"\nclient_secret = \"s\"\ntoken_url = \"http://github.example/t\"\n"),
+                ctx,
+            )
+            .err()
+            .expect("refused");
+            assert_eq!(e.key(), "social_auth.providers.work.token_url");
+        });
     }
 }

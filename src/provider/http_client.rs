@@ -17,7 +17,8 @@ pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
 /// What went wrong on the wire.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum HttpError {
+#[non_exhaustive]
+pub enum HttpError {
     /// No answer within `http_timeout_secs`.
     #[error("the provider did not answer in time")]
     Timeout,
@@ -41,24 +42,32 @@ impl From<HttpError> for ProviderError {
     }
 }
 
-/// An answer read in full (up to [`MAX_BODY`]).
-pub(crate) struct Answer {
+/// An answer read in full (up to 1 MiB).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Answer {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The headers.
     pub headers: HeaderMap,
+    /// The body, read in full.
     pub body: Vec<u8>,
 }
 
 impl Answer {
     /// Parses a JSON body, or says what came instead.
-    pub(crate) fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, ProviderError> {
+    /// `what` names the call in the error, e.g. `"Acme GET /me"`.
+    pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, ProviderError> {
         serde_json::from_slice(&self.body)
             .map_err(|e| ProviderError::BadResponse(format!("{what}: unexpected answer ({e})")))
     }
 }
 
-/// The provider HTTP client.
+/// The HTTP client of every provider call: it follows no redirects (a provider's answer
+/// cannot send our secrets elsewhere), gives up after `http_timeout_secs`, and reads at most
+/// 1 MiB of an answer. A provider gets it from [`ProviderContext::http`](super::ProviderContext::http).
 #[derive(Clone, Debug)]
-pub(crate) struct HttpClient {
+pub struct HttpClient {
     inner: reqwest::Client,
 }
 
@@ -79,12 +88,19 @@ impl HttpClient {
     }
 
     /// A request builder on the shared client.
-    pub(crate) fn get(&self, url: &str) -> reqwest::RequestBuilder {
+    /// A GET request to `url`, to finish with headers or a query and [`send`](Self::send).
+    pub fn get(&self, url: &str) -> reqwest::RequestBuilder {
         self.inner.get(url)
     }
 
-    /// Sends a request and reads the answer, at most [`MAX_BODY`] bytes of it.
-    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, HttpError> {
+    /// A POST request to `url`, to finish with a form or a body and [`send`](Self::send).
+    pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
+        self.inner.post(url)
+    }
+
+    /// Sends a request built by [`get`](Self::get) or [`post`](Self::post) and reads its
+    /// answer (any status) in full, up to 1 MiB.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, HttpError> {
         let mut response = request.send().await.map_err(classify)?;
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());

@@ -1,39 +1,160 @@
-//! The provider abstraction: what every provider does in a login, and the values it yields.
+//! The provider interface: what every provider does in a sign-in, the values it yields, and
+//! how a provider kind is built from its `[social_auth.providers.<name>]` table.
+//!
+//! A provider is a type that implements [`Provider`]; a *kind* is a function that builds one
+//! from its typed settings, registered on the fairing with
+//! [`SocialAuthFairing::provider_kind`](crate::SocialAuthFairing::provider_kind). The built-in
+//! kinds (`github`, `facebook`, `google`, `oidc`, and `dev` with its feature) are registered
+//! the same way. [`OAuth2Client`] does what OAuth 2.0 providers share (the authorize URL with
+//! `state` and PKCE, the code exchange, the refresh, RFC 6749 error reading), and
+//! [`HttpClient`] is the HTTP client every provider call goes through (timeouts, no redirects,
+//! a bounded body).
+//!
+//! A whole provider, outside this crate, is in the manual's
+//! [adding a provider](crate#adding-a-provider) section.
 
 use rocket::async_trait;
 use url::Url;
 
 use crate::secret::Secret;
 
+mod context;
 pub(crate) mod facebook;
 pub(crate) mod github;
-pub(crate) mod http_client;
-pub(crate) mod oidc;
+mod google;
+mod http_client;
+mod oauth2;
+mod oidc;
+mod registry;
+
+pub(crate) use context::Attachment;
+pub use context::ProviderContext;
+pub use http_client::{Answer, HttpClient, HttpError};
+pub use oauth2::{OAuth2Client, OAuth2Settings, TokenAuth};
+pub(crate) use registry::ProviderKinds;
 
 /// Tokens a provider granted. `Debug` shows which are present, never a value (the `id_token`
 /// is a bearer credential with the user's profile in it).
+///
+/// ```
+/// use rocket_social_auth::provider::TokenSet;
+/// use rocket_social_auth::Secret;
+///
+/// let tokens = TokenSet::new(Secret::new("gho_16C7e42F292c6912E7710c838347Ae178B4a"));
+/// assert!(!format!("{tokens:?}").contains("gho_"));
+/// assert!(tokens.refresh_token.is_none());
+/// ```
 #[derive(Clone)]
-pub(crate) struct TokenSet {
+#[non_exhaustive]
+pub struct TokenSet {
+    /// The access token.
     pub access_token: Secret,
+    /// The refresh token, when the provider granted one.
     pub refresh_token: Option<Secret>,
-    /// Unix seconds; `None` when the token does not expire.
+    /// When the access token expires, in Unix seconds; `None` when it does not (or the
+    /// provider does not say).
     pub expires_at: Option<i64>,
     /// The OpenID Connect `id_token`, as received (checked before use).
     pub id_token: Option<String>,
 }
 
 /// Who signed in, as the provider describes them.
+///
+/// ```
+/// use rocket_social_auth::provider::Profile;
+///
+/// let profile = Profile::new("583231", serde_json::json!({"id": 583231}))
+///     .name("The Octocat")
+///     .verified_email("octocat@example.com");
+/// assert!(profile.email_verified);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Profile {
-    /// The provider's immutable id for the user.
+#[non_exhaustive]
+pub struct Profile {
+    /// The provider's immutable id for the user (never a name or an email, which change).
     pub social_id: String,
+    /// The display name.
     pub name: Option<String>,
+    /// The email address.
     pub email: Option<String>,
-    /// Whether the provider vouches for `email`.
+    /// Whether the provider vouches for `email` (it may then link accounts, when the
+    /// provider's table says `link_by_verified_email = true`).
     pub email_verified: bool,
+    /// The picture's URL.
     pub avatar_url: Option<String>,
     /// The provider's profile document as it came.
     pub raw: serde_json::Value,
+}
+
+impl TokenSet {
+    /// A token set with only an access token.
+    pub fn new(access_token: Secret) -> Self {
+        TokenSet {
+            access_token,
+            refresh_token: None,
+            expires_at: None,
+            id_token: None,
+        }
+    }
+
+    /// With a refresh token.
+    pub fn refresh_token(mut self, token: Option<Secret>) -> Self {
+        self.refresh_token = token;
+        self
+    }
+
+    /// Expiring `expires_in` seconds from now.
+    pub fn expires_in(mut self, expires_in: Option<u64>) -> Self {
+        self.expires_at = expires_in
+            .map(|s| crate::clock::now().saturating_add(i64::try_from(s).unwrap_or(i64::MAX / 2)));
+        self
+    }
+
+    /// With an OpenID Connect `id_token`.
+    pub fn id_token(mut self, id_token: Option<String>) -> Self {
+        self.id_token = id_token;
+        self
+    }
+}
+
+impl Profile {
+    /// A profile with the provider's immutable user id and its raw document.
+    pub fn new(social_id: impl Into<String>, raw: serde_json::Value) -> Self {
+        Profile {
+            social_id: social_id.into(),
+            name: None,
+            email: None,
+            email_verified: false,
+            avatar_url: None,
+            raw,
+        }
+    }
+
+    /// With a display name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// With an email the provider does not vouch for.
+    pub fn unverified_email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self.email_verified = false;
+        self
+    }
+
+    /// With an email the provider vouches for.
+    pub fn verified_email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self.email_verified = true;
+        self
+    }
+
+    /// With a picture.
+    pub fn avatar_url(mut self, url: impl Into<String>) -> Self {
+        self.avatar_url = Some(url.into());
+        self
+    }
 }
 
 /// PostgreSQL cannot store a NUL character in text (SQLite can): a provider answer with one
@@ -118,8 +239,11 @@ impl Profile {
     }
 }
 
-/// What a login needs to build the authorize URL and finish the exchange.
-pub(crate) struct FlowParams<'a> {
+/// What a sign-in needs to build the authorize URL and finish the exchange: the values this
+/// crate generated for it and keeps in the flow cookie.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct FlowParams<'a> {
     /// The CSRF `state`.
     pub state: &'a str,
     /// The PKCE verifier; the authorize URL carries its S256 challenge.
@@ -128,31 +252,48 @@ pub(crate) struct FlowParams<'a> {
     pub nonce: &'a str,
 }
 
-/// Why a provider call failed. `Clone`: one failed discovery or JWKS fetch answers every caller
-/// that waited on it.
+impl<'a> FlowParams<'a> {
+    /// The values of one flow (for a provider's own tests).
+    pub fn new(state: &'a str, pkce_verifier: &'a str, nonce: &'a str) -> Self {
+        FlowParams {
+            state,
+            pkce_verifier,
+            nonce,
+        }
+    }
+}
+
+/// Why a provider call failed; it decides the answer of the route (see each variant). `Clone`:
+/// one failed discovery or JWKS fetch answers every caller that waited on it.
 #[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum ProviderError {
-    /// The provider answered an error, e.g. `bad_verification_code`, a used code, a rate limit.
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The provider answered an error, e.g. `bad_verification_code`, a used code, a rate limit
+    /// (502).
     #[error("the provider refused: {code}")]
     Rejected {
+        /// The provider's error code.
         code: String,
+        /// Its description, when it gave one.
         description: Option<String>,
     },
     /// The grant or token is dead for good (`invalid_grant`, GitHub's `bad_refresh_token`,
-    /// Facebook's code 190): the user must sign in again.
+    /// Facebook's code 190): the user must sign in again (401 on refresh).
     #[error("the provider refused the grant: {code}")]
     InvalidGrant {
+        /// The provider's error code.
         code: String,
+        /// Its description, when it gave one.
         description: Option<String>,
     },
-    /// No answer within `http_timeout_secs`.
+    /// No answer within `http_timeout_secs` (504).
     #[error("the provider did not answer in time")]
     Timeout,
-    /// No connection.
+    /// No connection (502).
     #[error("{0}")]
     Unreachable(String),
     /// An answer we cannot use: a 5xx, HTML, malformed JSON, an API error, an `id_token` that
-    /// fails a check.
+    /// fails a check (502).
     #[error("{0}")]
     BadResponse(String),
     /// The provider's discovery document could not be had: its routes answer 503 until it can.
@@ -168,53 +309,129 @@ pub(crate) enum ProviderError {
 }
 
 impl ProviderError {
+    /// A [`BadResponse`](ProviderError::BadResponse): an answer that cannot be used.
+    pub fn bad_response(what: impl std::fmt::Display) -> Self {
+        ProviderError::BadResponse(what.to_string())
+    }
+
     /// Whether the provider refused a refresh token for good (`invalid_grant`,
     /// `bad_refresh_token`): the user must sign in again.
-    pub(crate) fn needs_reauthentication(&self) -> bool {
+    pub fn needs_reauthentication(&self) -> bool {
         matches!(self, ProviderError::InvalidGrant { .. })
     }
 }
 
 /// Which stored token a refresh spends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RefreshWith {
+#[non_exhaustive]
+pub enum RefreshWith {
     /// The refresh token (OAuth 2).
     RefreshToken,
     /// The access token itself (Facebook's long-lived token exchange).
     AccessToken,
 }
 
-/// One provider's side of a login.
+/// One provider's side of a sign-in: this crate keeps the flow (`state`, PKCE, `nonce` in a
+/// flow cookie), the users, the tokens (encrypted) and the JWT; a provider only speaks to its
+/// provider.
+///
+/// Implement it for a provider this crate does not have, and register a kind that builds it
+/// with [`SocialAuthFairing::provider_kind`](crate::SocialAuthFairing::provider_kind).
+/// [`OAuth2Client`] does the OAuth 2.0 parts for you.
+///
+/// The profile must key the user on the provider's immutable id ([`Profile::social_id`]),
+/// never on a name or an email, and set [`Profile::email_verified`] only when the provider
+/// vouches for the address.
+///
+/// ```
+/// use rocket::async_trait;
+/// use rocket_social_auth::provider::{
+///     FlowParams, OAuth2Client, Profile, Provider, ProviderError, TokenSet,
+/// };
+/// use rocket_social_auth::Secret;
+///
+/// struct Acme {
+///     oauth: OAuth2Client,
+///     userinfo: String,
+/// }
+///
+/// #[async_trait]
+/// impl Provider for Acme {
+///     async fn authorize_url(&self, flow: &FlowParams<'_>) -> Result<url::Url, ProviderError> {
+///         Ok(self.oauth.authorize_url(flow, &[]))
+///     }
+///
+///     async fn exchange_code(&self, code: &str, flow: &FlowParams<'_>)
+///         -> Result<TokenSet, ProviderError> {
+///         self.oauth.exchange_code(code, flow).await
+///     }
+///
+///     async fn profile(&self, tokens: &TokenSet, _flow: &FlowParams<'_>)
+///         -> Result<Profile, ProviderError> {
+///         let http = self.oauth.http();
+///         let answer = http
+///             .send(http.get(&self.userinfo).bearer_auth(tokens.access_token.expose()))
+///             .await?;
+///         let me: serde_json::Value = answer.json("Acme GET /me")?;
+///         let id = me["id"].as_u64().ok_or_else(|| ProviderError::bad_response("no id"))?;
+///         Ok(Profile::new(id.to_string(), me))
+///     }
+///
+///     async fn refresh(&self, token: &Secret) -> Result<TokenSet, ProviderError> {
+///         self.oauth.refresh(token).await
+///     }
+/// }
+/// ```
 #[async_trait]
-pub(crate) trait Provider: Send + Sync {
-    /// The authorize URL the browser is sent to.
+pub trait Provider: Send + Sync + 'static {
+    /// The authorize URL the browser is sent to. It must carry `flow.state`, and the S256
+    /// challenge of `flow.pkce_verifier` wherever the provider supports PKCE.
     async fn authorize_url(&self, flow: &FlowParams<'_>) -> Result<Url, ProviderError>;
 
-    /// Exchanges the authorization code for tokens.
+    /// Exchanges the authorization code of the callback for tokens.
     async fn exchange_code(
         &self,
         code: &str,
         flow: &FlowParams<'_>,
     ) -> Result<TokenSet, ProviderError>;
 
-    /// The profile of the token's user (for OpenID Connect, from the checked `id_token`).
+    /// The profile of the tokens' user (for OpenID Connect, from the checked `id_token`).
     async fn profile(
         &self,
         tokens: &TokenSet,
         flow: &FlowParams<'_>,
     ) -> Result<Profile, ProviderError>;
 
-    /// Which stored token [`refresh`](Self::refresh) takes.
+    /// Which stored token [`refresh`](Self::refresh) takes. Default: the refresh token.
     fn refresh_with(&self) -> RefreshWith {
         RefreshWith::RefreshToken
     }
 
     /// Gets fresh tokens with the stored token named by [`refresh_with`](Self::refresh_with).
-    async fn refresh(&self, token: &Secret) -> Result<TokenSet, ProviderError>;
+    /// Default: the provider does not refresh (the refresh route answers 502).
+    async fn refresh(&self, _token: &Secret) -> Result<TokenSet, ProviderError> {
+        Err(ProviderError::Rejected {
+            code: "refresh_not_supported".into(),
+            description: Some("this provider does not refresh tokens".into()),
+        })
+    }
 
     /// Checks the `iss` parameter of the authorization response (RFC 9207, against mix-up
-    /// attacks). Providers that do not send it accept its absence.
+    /// attacks). Default: accepted, for providers that do not send it.
     async fn check_response_issuer(&self, _iss: Option<&str>) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// Whether [`Profile::email_verified`] from this provider may link accounts at all
+    /// (with `link_by_verified_email = true` in its table). Default `true`; the development
+    /// provider, which signs in anyone as anyone, says `false`.
+    fn vouches_for_email(&self) -> bool {
+        true
+    }
+
+    /// Called once at launch, e.g. to fetch a discovery document. A failure is logged and the
+    /// app launches anyway: a provider that is down must not take the app down.
+    async fn warm_up(&self) -> Result<(), ProviderError> {
         Ok(())
     }
 }

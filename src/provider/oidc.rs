@@ -1,4 +1,4 @@
-//! Google and any OpenID Connect provider: discovery (cached, retried while it fails), the code
+//! Any OpenID Connect provider (and, with its quirks, Google): discovery (cached, retried while it fails), the code
 //! flow with `state`, `nonce` and PKCE S256, the token endpoint's advertised client
 //! authentication, and `id_token` verification against the provider's JWKS.
 //!
@@ -30,12 +30,69 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use super::github::{token_error, token_set};
-use super::{FlowParams, Profile, Provider, ProviderError, TokenSet};
+use super::oauth2::{token_error, token_set};
+use super::{FlowParams, Profile, Provider, ProviderContext, ProviderError, TokenSet};
 use crate::clock::now;
-use crate::config::{is_loopback, ResolvedProvider};
+use crate::config::{is_loopback, ConfigError};
 use crate::provider::http_client::HttpClient;
 use crate::secret::Secret;
+
+/// A `kind = "oidc"` table (and `kind = "google"`, whose `issuer` has a default).
+///
+/// ```toml
+/// [default.social_auth.providers.gitlab]
+/// kind = "oidc"
+/// issuer = "https://gitlab.com"   # discovery is at {issuer}/.well-known/openid-configuration
+/// client_id = "…"
+/// client_secret = "…"
+/// scopes = ["openid", "email", "profile"]
+/// offline = false                 # ask for a refresh token
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OidcSettings {
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    issuer: Option<String>,
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    offline: bool,
+}
+
+/// How an OpenID provider departs from the specification, or adds to it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quirks {
+    /// The issuer when the table names none; `None`: `issuer` is required.
+    pub default_issuer: Option<&'static str>,
+    /// `id_token`s may name the issuer without its scheme (Google's `accounts.google.com`).
+    pub bare_issuer: bool,
+    /// How a refresh token is asked for when `offline = true`.
+    pub offline: Offline,
+}
+
+/// How a provider is asked for a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offline {
+    /// OpenID Connect's way: the `offline_access` scope and `prompt=consent`.
+    Scope,
+    /// Google's: `access_type=offline` and `prompt=consent`.
+    AccessType,
+}
+
+/// The specification, without quirks.
+const STANDARD: Quirks = Quirks {
+    default_issuer: None,
+    bare_issuer: false,
+    offline: Offline::Scope,
+};
+
+/// The kind `oidc`.
+pub(crate) fn build(
+    settings: OidcSettings,
+    ctx: &ProviderContext<'_>,
+) -> Result<Oidc, ConfigError> {
+    Oidc::new(settings, ctx, STANDARD)
+}
 
 /// Seconds of clock skew allowed on `exp` and `iat`.
 const LEEWAY: u64 = 60;
@@ -328,10 +385,10 @@ impl<T> Fetched<T> {
     }
 }
 
-/// An OpenID provider (Google is one with a default issuer and its own quirks).
+/// An OpenID provider.
 pub(crate) struct Oidc {
     name: String,
-    google: bool,
+    quirks: Quirks,
     issuer: Url,
     client_id: String,
     client_secret: Secret,
@@ -386,20 +443,36 @@ fn truthy(value: Option<&Value>) -> bool {
 }
 
 impl Oidc {
-    pub(crate) fn new(config: &ResolvedProvider, redirect_uri: &str, http: HttpClient) -> Self {
-        Oidc {
-            name: config.name.clone(),
-            google: config.kind == crate::config::ProviderKind::Google,
-            issuer: config.api_url.clone(),
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
-            redirect_uri: redirect_uri.to_owned(),
-            scopes: config.scopes.clone(),
-            offline: config.offline,
-            http,
+    /// The provider of a table, with a provider's `quirks`.
+    pub(crate) fn new(
+        settings: OidcSettings,
+        ctx: &ProviderContext<'_>,
+        quirks: Quirks,
+    ) -> Result<Self, ConfigError> {
+        let issuer = match (settings.issuer.as_deref(), quirks.default_issuer) {
+            (Some(issuer), _) | (None, Some(issuer)) => ctx.url("issuer", issuer)?,
+            (None, None) => {
+                return Err(ConfigError::new(
+                    ctx.key("issuer"),
+                    "is required for an OpenID Connect provider (discovery is at {issuer}/.well-known/openid-configuration)",
+                ))
+            }
+        };
+        Ok(Oidc {
+            name: ctx.name().to_owned(),
+            quirks,
+            client_id: ctx.required("client_id", settings.client_id)?,
+            client_secret: ctx.required_secret("client_secret", settings.client_secret)?,
+            issuer,
+            redirect_uri: ctx.callback_url().to_string(),
+            scopes: settings
+                .scopes
+                .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]),
+            offline: settings.offline,
+            http: ctx.http().clone(),
             metadata: Fetched::new(),
             keys: Fetched::new(),
-        }
+        })
     }
 
     /// Fetches the discovery document now (at launch); on failure the provider answers 503 and
@@ -512,11 +585,11 @@ impl Oidc {
             ))
     }
 
-    /// The issuers an `id_token` may name: discovery's, and for Google its scheme-less form
-    /// (`accounts.google.com`).
+    /// The issuers an `id_token` may name: discovery's, and with [`Quirks::bare_issuer`] its
+    /// scheme-less form (Google's `accounts.google.com`).
     fn issuers(&self, metadata: &Metadata) -> Vec<String> {
         let mut issuers = vec![metadata.issuer.clone()];
-        if self.google {
+        if self.quirks.bare_issuer {
             let bare = metadata
                 .issuer
                 .trim_start_matches("https://")
@@ -629,7 +702,10 @@ impl Provider for Oidc {
     async fn authorize_url(&self, flow: &FlowParams<'_>) -> Result<Url, ProviderError> {
         let metadata = self.metadata().await?;
         let mut scopes = self.scopes.clone();
-        if self.offline && !self.google && !scopes.iter().any(|s| s == "offline_access") {
+        if self.offline
+            && self.quirks.offline == Offline::Scope
+            && !scopes.iter().any(|s| s == "offline_access")
+        {
             scopes.push("offline_access".into());
         }
         let verifier = PkceCodeVerifier::new(flow.pkce_verifier.to_owned());
@@ -646,7 +722,7 @@ impl Provider for Oidc {
                 .append_pair("code_challenge", challenge.as_str())
                 .append_pair("code_challenge_method", "S256");
             if self.offline {
-                if self.google {
+                if self.quirks.offline == Offline::AccessType {
                     q.append_pair("access_type", "offline");
                 }
                 q.append_pair("prompt", "consent");
@@ -693,6 +769,12 @@ impl Provider for Oidc {
             avatar_url: text("picture"),
             raw: claims,
         })
+    }
+
+    /// Fetched now and cached; a provider that is down must not take the app down: its routes
+    /// answer 503 and discovery is retried on the next use.
+    async fn warm_up(&self) -> Result<(), ProviderError> {
+        self.discover().await
     }
 
     async fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), ProviderError> {
