@@ -161,6 +161,62 @@ impl SocialAuthFairing {
         self
     }
 
+    /// Checks the `[social_auth]` configuration of `figment` as the launch would, without a
+    /// database or a network call: every key, the JWT keys, the token keys, and every
+    /// provider's table through its kind (those registered on this fairing too). The error,
+    /// of kind [`ErrorKind::Config`], names the key.
+    ///
+    /// ```
+    /// use rocket::figment::{Figment, providers::{Format, Toml}};
+    /// use rocket_social_auth::{ErrorKind, SocialAuthFairing};
+    ///
+    /// let figment = Figment::from(Toml::string(r#"
+    ///     [social_auth.jwt]
+    ///     secret = "0123456789abcdef0123456789abcdef"
+    ///     role = "web_user"
+    ///     [social_auth.providers.github]
+    ///     client_id = "Iv1.0123456789abcdef"
+    ///     client_secret = "…"
+    ///     scope = ["read:user"]
+    /// "#));
+    /// let error = SocialAuthFairing::new().check_config(&figment).unwrap_err();
+    /// assert_eq!(error.kind(), ErrorKind::Config);
+    /// assert!(error.to_string().contains("`social_auth.providers.github.scope`"));
+    /// ```
+    pub fn check_config(&self, figment: &Figment) -> Result<(), Error> {
+        install_crypto();
+        self.prepare(figment).map(|_| ())
+    }
+
+    /// Everything the launch needs that the configuration alone gives.
+    fn prepare(&self, figment: &Figment) -> Result<Prepared, Error> {
+        let invalid = |e: ConfigError| {
+            Error::caused_by(ErrorKind::Config, format!("invalid configuration: {e}"), e)
+        };
+        let config = read_config(figment).map_err(|e| Error::new(ErrorKind::Config, e))?;
+        let jwt = JwtCodec::new(&config.jwt).map_err(invalid)?;
+        let vault = vault(&config).map_err(invalid)?;
+        let http = HttpClient::new(Duration::from_secs(config.http_timeout_secs)).map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("the HTTP client could not be built: {e}"),
+            )
+        })?;
+        let (providers, attachments) = self
+            .build_providers(&config, figment.profile(), &http)
+            .map_err(invalid)?;
+        config
+            .check_token_keys(figment.profile())
+            .map_err(invalid)?;
+        Ok(Prepared {
+            config,
+            jwt,
+            vault,
+            providers,
+            attachments,
+        })
+    }
+
     /// Builds every configured provider (before any database work, so that a wrong table
     /// fails the launch at once), with what they add to the app.
     fn build_providers(
@@ -208,6 +264,15 @@ impl SocialAuthFairing {
     }
 }
 
+/// What the launch needs that the configuration alone gives.
+struct Prepared {
+    config: Config,
+    jwt: JwtCodec,
+    vault: TokenVault,
+    providers: BTreeMap<String, ProviderEntry>,
+    attachments: Vec<Attachment>,
+}
+
 /// Reads and checks `[social_auth]`; the error names the key.
 fn read_config(figment: &Figment) -> Result<Config, String> {
     let config: Config = figment.extract_inner("social_auth").map_err(|e| {
@@ -215,11 +280,17 @@ fn read_config(figment: &Figment) -> Result<Config, String> {
             .clone()
             .into_iter()
             .map(|e| {
-                let key = e.path.join(".");
-                let key = if key.starts_with("social_auth") || key.is_empty() {
-                    key
-                } else {
-                    format!("social_auth.{key}")
+                // The path is relative to `social_auth`, or starts with it; through a provider
+                // table's flattened keys, figment puts it last.
+                let parts: Vec<&str> = e
+                    .path
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|p| *p != "social_auth")
+                    .collect();
+                let key = match parts.as_slice() {
+                    [] => "social_auth".to_owned(),
+                    parts => format!("social_auth.{}", parts.join(".")),
                 };
                 format!("`{key}`: {}", e.kind)
             })
@@ -261,35 +332,16 @@ impl Fairing for SocialAuthFairing {
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
         install_crypto();
-        let config = match read_config(rocket.figment()) {
-            Ok(read) => read,
+        let Prepared {
+            config,
+            jwt,
+            vault,
+            providers,
+            attachments,
+        } = match self.prepare(rocket.figment()) {
+            Ok(prepared) => prepared,
             Err(e) => {
                 log::error!("social_auth: {e}");
-                return Err(rocket);
-            }
-        };
-        let (jwt, vault) = match (JwtCodec::new(&config.jwt), vault(&config)) {
-            (Ok(jwt), Ok(vault)) => (jwt, vault),
-            (Err(e), _) | (_, Err(e)) => {
-                log::error!("social_auth: invalid configuration: {e}");
-                return Err(rocket);
-            }
-        };
-        let http = match HttpClient::new(Duration::from_secs(config.http_timeout_secs)) {
-            Ok(http) => http,
-            Err(e) => {
-                log::error!("social_auth: the HTTP client could not be built: {e}");
-                return Err(rocket);
-            }
-        };
-        let profile = rocket.figment().profile();
-        let built = self
-            .build_providers(&config, profile, &http)
-            .and_then(|built| config.check_token_keys(profile).map(|()| built));
-        let (providers, attachments) = match built {
-            Ok(built) => built,
-            Err(e) => {
-                log::error!("social_auth: invalid configuration: {e}");
                 return Err(rocket);
             }
         };

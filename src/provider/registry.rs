@@ -157,9 +157,12 @@ fn settings_error(kind: &str, ctx: &ProviderContext<'_>, e: rocket::figment::Err
         return ConfigError::new(ctx.key(""), "is not valid");
     };
     let path = e.path.join(".");
+    // The path may or may not end with the field already.
     let field = |f: &str| {
         if path.is_empty() {
             ctx.key(f)
+        } else if path == f || path.ends_with(&format!(".{f}")) {
+            ctx.key(&path)
         } else {
             ctx.key(&format!("{path}.{f}"))
         }

@@ -56,3 +56,40 @@ async fn dev_provider_is_refused_in_release() {
     let figment = figment(&db.url, "http://127.0.0.1:9", dev);
     assert!(rocket(figment).ignite().await.is_ok());
 }
+
+/// Each kind reads its own keys: a key of another kind, a wrong type, a missing value or an
+/// unknown kind is an error naming the key (checked as the launch checks, without launching).
+#[rocket::async_test]
+async fn provider_tables_are_checked_by_their_kind() {
+    let db = TestDb::sqlite().await;
+    let gh = "client_id = \"a\"\nclient_secret = \"b\"\n";
+    for (extra, key) in [
+        ("[social_auth.providers.github]\noffline = true\n".to_owned(), "social_auth.providers.github.offline"),
+        (format!("[social_auth.providers.github]\n{gh}graph_url = \"https://graph.facebook.com\"\n"), "social_auth.providers.github.graph_url"),
+        (format!("[social_auth.providers.github]\n{gh}scopes = \"read:user\"\n"), "social_auth.providers.github.scopes"),
+        ("[social_auth.providers.github]\nclient_secret = \"\"\n".to_owned(), "social_auth.providers.github.client_secret"),
+        (format!("[social_auth.providers.facebook]\n{gh}token_url = \"https://graph.facebook.com/x\"\n"), "social_auth.providers.facebook.token_url"),
+        (format!("[social_auth.providers.google]\n{gh}api_url = \"https://www.googleapis.com\"\n"), "social_auth.providers.google.api_url"),
+        (format!("[social_auth.providers.gitlab]\nkind = \"oidc\"\n{gh}"), "social_auth.providers.gitlab.issuer"),
+        (format!("[social_auth.providers.gitlab]\n{gh}issuer = \"https://gitlab.com\"\n"), "social_auth.providers.gitlab.kind"),
+        (format!("[social_auth.providers.chat]\nkind = \"discord\"\n{gh}"), "social_auth.providers.chat.kind"),
+        (format!("[social_auth.providers.work]\nkind = \"github\"\n{gh}link_by_verified_email = \"yes\"\n"), "social_auth.providers.work.link_by_verified_email"),
+    ] {
+        let figment = figment(&db.url, "http://127.0.0.1:9", &extra);
+        let error = rocket_social_auth::SocialAuthFairing::new()
+            .check_config(&figment)
+            .expect_err(&extra);
+        assert!(error.to_string().contains(&format!("`{key}`")), "{extra}: {error}");
+        assert_eq!(launch_error(&extra, None).await, ["Social Auth"], "{extra}");
+    }
+    // A table named after its kind needs no `kind`, and another name with one is the same.
+    for extra in [
+        format!("[social_auth.providers.github]\n{gh}"),
+        format!("[social_auth.providers.work]\nkind = \"github\"\n{gh}"),
+        format!("[social_auth.providers.accounts]\nkind = \"google\"\n{gh}"),
+    ] {
+        let figment = figment(&db.url, "http://127.0.0.1:9", &extra);
+        let checked = rocket_social_auth::SocialAuthFairing::new().check_config(&figment);
+        assert!(checked.is_ok(), "{extra}: {checked:?}");
+    }
+}

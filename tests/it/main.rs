@@ -4,6 +4,7 @@
 mod common;
 
 mod config;
+mod custom_provider;
 mod discovery;
 mod facebook;
 mod faults;
