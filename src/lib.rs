@@ -163,8 +163,8 @@ mod vault;
 mod verified_cache;
 
 pub use config::{
-    Config, ConfigError, JwtAlgorithm, JwtConfig, JwtKeyConfig, ProviderConfig, ProviderKind,
-    RateLimitConfig,
+    Config, ConfigError, JwtAlgorithm, JwtConfig, JwtKeyConfig, OnStoreError, ProviderConfig,
+    ProviderKind, RateLimitConfig, RateLimitStore,
 };
 pub use db::{AuthDb, SqlxPool};
 pub use error::{Error, ErrorKind};
