@@ -150,15 +150,15 @@ impl RedisLimit {
     }
 }
 
-/// How one request's connection waits and reconnects: each attempt and each answer within the
-/// decision's budget, and reconnection retried soon (the request's own timeout bounds the wait
-/// in any case).
+/// How the connection waits and reconnects: each attempt and each answer within the decision's
+/// budget, and one connection attempt per reconnection, without back-off: while Redis refuses
+/// connections a request learns it at once (and the next request tries again), rather than
+/// waiting out retries it could not use.
 fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_secs(1))
+        .set_number_of_retries(0)
 }
 
 /// Why Redis did not decide.

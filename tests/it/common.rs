@@ -619,27 +619,42 @@ pub fn redis_cli(url: &str, args: &[&str]) -> String {
 pub struct OwnRedis {
     child: Option<std::process::Child>,
     port: u16,
+    password: Option<String>,
 }
 
 impl OwnRedis {
     pub fn start() -> OwnRedis {
+        OwnRedis::start_with(None)
+    }
+
+    /// A server that asks for `password` (`requirepass`), when one is given.
+    pub fn start_with(password: Option<&str>) -> OwnRedis {
         let mut redis = OwnRedis {
             child: None,
             port: free_port(),
+            password: password.map(str::to_owned),
         };
         redis.restart();
         redis
     }
 
+    /// `redis://[default:password@]127.0.0.1:port`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://default:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Starts the server again on the same port (after [`OwnRedis::kill`]) and waits until it
     /// answers.
     pub fn restart(&mut self) {
         let port = self.port.to_string();
-        let child = std::process::Command::new("redis-server")
+        let mut command = std::process::Command::new("redis-server");
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
             .args([
                 "--port",
                 &port,
