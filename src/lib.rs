@@ -103,8 +103,8 @@
 //! revocable by session, refused on every instance within `revocation_cache_secs`; a Local
 //! token never acts as a social user; email linking only between providers trusted for it;
 //! `__Host-` cookies on https; state-changing `GET`s only with proof of our own site; an
-//! optional per-client rate limit, per instance or shared by every instance through Redis. The README's *Security model* says what is and is not
-//! protected.
+//! optional per-client rate limit, per instance or shared by every instance through Redis.
+//! The README's *Security model* says what is and is not protected.
 //!
 //! # Errors
 //!
