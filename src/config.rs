@@ -163,6 +163,19 @@ pub struct Config {
 /// burst = 10            # requests allowed at once
 /// max_clients = 100000  # clients remembered; the least recently seen is forgotten first
 /// ```
+///
+/// The allowances are kept in each instance's memory unless `store = "redis"`: then every
+/// instance on that Redis shares them, so ten instances allow the limit, not ten times it.
+///
+/// ```toml
+/// [default.social_auth.rate_limit]
+/// per_minute = 30
+/// store = "redis"
+/// redis_url = "redis://:password@10.0.0.5:6379/0"
+/// redis_key_prefix = "social_auth:rl:"  # one key per client: {prefix}192.0.2.1, {prefix}2001:db8::/64
+/// redis_timeout_ms = 500                # one decision's budget, connecting included
+/// on_store_error = "allow"              # Redis unreachable: "allow" (logins go on) or "deny" (429)
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -173,9 +186,112 @@ pub struct RateLimitConfig {
     pub burst: Option<u32>,
     /// How many clients the limiter remembers at most (its memory bound, about 100 bytes
     /// each); beyond it the least recently seen client is forgotten, and starts again with a
-    /// full allowance. At least 1; default `100000`.
+    /// full allowance. At least 1; default `100000`. Only for `store = "memory"`: Redis
+    /// forgets a client by itself once its allowance is full again (each key has that TTL).
     #[serde(default = "default_max_clients")]
     pub max_clients: u32,
+    /// Where the allowances are kept. Default `"memory"` (per instance).
+    #[serde(default)]
+    pub store: RateLimitStore,
+    /// The Redis of `store = "redis"` (required with it, refused without it):
+    /// `redis://[[user]:password@]host[:port][/db]` or `unix:///path/to/redis.sock`. TLS
+    /// (`rediss://`) is not built in. Kept out of logs and `Debug`, as it may hold a password.
+    #[serde(default)]
+    pub redis_url: Option<Secret>,
+    /// The prefix of this limiter's Redis keys, e.g. to share one Redis between apps. Not
+    /// empty; default `"social_auth:rl:"`.
+    #[serde(default = "default_redis_key_prefix")]
+    pub redis_key_prefix: String,
+    /// How long, in milliseconds, one request waits for Redis's decision (connecting
+    /// included) before `on_store_error` decides instead: a dead Redis delays a login by at
+    /// most this much. At least 1; default `500`.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub redis_timeout_ms: u64,
+    /// What a request gets when Redis cannot be reached or does not answer in time. Default
+    /// `"allow"`.
+    #[serde(default)]
+    pub on_store_error: OnStoreError,
+}
+
+/// Where a rate limit keeps its allowances (`social_auth.rate_limit.store`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RateLimitStore {
+    /// In this instance's memory (the default): each instance has its own allowances.
+    #[default]
+    Memory,
+    /// In Redis (`redis_url`): every instance on it shares the allowances.
+    Redis,
+}
+
+/// What a rate-limited request gets when the limit's Redis cannot be reached or does not
+/// answer within `redis_timeout_ms` (`social_auth.rate_limit.on_store_error`). Either way a
+/// warning is logged, at most once every few seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum OnStoreError {
+    /// Let the request through, unlimited (the default): logins keep working while Redis is
+    /// down.
+    #[default]
+    Allow,
+    /// Refuse it with 429 and `Retry-After`, as if over the limit: no login while Redis is
+    /// down.
+    Deny,
+}
+
+impl RateLimitConfig {
+    /// Checks the keys of the store: `redis_url` goes with `store = "redis"` and is a URL the
+    /// Redis client can use (the message never repeats it: it may hold a password).
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("social_auth.rate_limit.{k}");
+        match (self.store, &self.redis_url) {
+            (RateLimitStore::Memory, Some(_)) => {
+                return Err(ConfigError::new(
+                    key("redis_url"),
+                    "applies only with `store = \"redis\"`: without it the limit stays in each instance's memory; set the store or remove the URL",
+                ))
+            }
+            (RateLimitStore::Redis, None) => {
+                return Err(ConfigError::new(
+                    key("redis_url"),
+                    "is required with `store = \"redis\"`, e.g. \"redis://127.0.0.1:6379\"",
+                ))
+            }
+            (RateLimitStore::Redis, Some(url)) => {
+                let scheme = url.expose().split(':').next().unwrap_or_default();
+                if ["rediss", "valkeys"].contains(&scheme.to_ascii_lowercase().as_str()) {
+                    return Err(ConfigError::new(
+                        key("redis_url"),
+                        "asks for TLS (`rediss://`), which this build does not include: use `redis://` on a private network or a TLS tunnel",
+                    ));
+                }
+                // The client's reasons are fixed texts ("Missing hostname", "Invalid database
+                // number"): they never quote the URL.
+                if let Err(e) = redis::Client::open(url.expose()) {
+                    return Err(ConfigError::new(
+                        key("redis_url"),
+                        format!("is not a Redis URL (redis://[[user]:password@]host[:port][/db] or unix:///path/to/redis.sock): {e}"),
+                    ));
+                }
+            }
+            (RateLimitStore::Memory, None) => {}
+        }
+        if self.redis_key_prefix.is_empty() {
+            return Err(ConfigError::new(
+                key("redis_key_prefix"),
+                "must not be empty: the limiter's keys would mix with the other keys of the Redis",
+            ));
+        }
+        if self.redis_timeout_ms == 0 {
+            return Err(ConfigError::new(
+                key("redis_timeout_ms"),
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One `[[default.social_auth.jwt.keys]]` entry: an asymmetric signing key.
@@ -365,6 +481,12 @@ fn default_revocation_cache() -> u64 {
 fn default_max_clients() -> u32 {
     100_000
 }
+fn default_redis_key_prefix() -> String {
+    "social_auth:rl:".into()
+}
+fn default_redis_timeout_ms() -> u64 {
+    500
+}
 
 impl Config {
     /// `base` without a trailing slash (`""` when mounted at the root).
@@ -475,6 +597,7 @@ impl Config {
                     "must be at least 1",
                 ));
             }
+            limit.validate_store()?;
         }
         if let Some(header) = &self.ip_header {
             if header.is_empty()
@@ -653,8 +776,77 @@ mod tests {
         let limit = c.rate_limit.as_ref().unwrap();
         assert_eq!(limit.max_clients, 100_000);
         assert_eq!(limit.burst, None);
+        assert_eq!(limit.store, RateLimitStore::Memory);
+        assert!(limit.redis_url.is_none());
+        assert_eq!(limit.redis_key_prefix, "social_auth:rl:");
+        assert_eq!(limit.redis_timeout_ms, 500);
+        assert_eq!(limit.on_store_error, OnStoreError::Allow);
         assert_eq!(c.trusted_proxies, None);
         assert!(c.validate(&Profile::new("debug")).is_ok());
+        let c = config(&format!(
+            "{JWT}[social_auth.rate_limit]\nper_minute = 5\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/2\"\non_store_error = \"deny\"\n"
+        ));
+        let limit = c.rate_limit.as_ref().unwrap();
+        assert_eq!(limit.store, RateLimitStore::Redis);
+        assert_eq!(limit.on_store_error, OnStoreError::Deny);
+        assert!(c.validate(&Profile::new("debug")).is_ok());
+    }
+
+    #[test]
+    fn rate_limit_store_errors_name_the_key() {
+        let toml = |extra: &str| format!("{JWT}[social_auth.rate_limit]\nper_minute = 5\n{extra}");
+        let error = |extra: &str| {
+            config(&toml(extra))
+                .validate(&Profile::new("debug"))
+                .expect_err(extra)
+        };
+        let redis = "store = \"redis\"\n";
+        for (extra, key, says) in [
+            (redis.to_owned(), "redis_url", "required"),
+            (
+                "redis_url = \"redis://127.0.0.1\"\n".to_owned(),
+                "redis_url",
+                "only with",
+            ),
+            (
+                format!("{redis}redis_url = \"rediss://:pw-in-url@redis.example\"\n"),
+                "redis_url",
+                "TLS",
+            ),
+            (
+                format!("{redis}redis_url = \"http://:pw-in-url@redis.example\"\n"),
+                "redis_url",
+                "not a Redis URL",
+            ),
+            (
+                format!("{redis}redis_url = \"redis://:pw-in-url@redis.example/db-one\"\n"),
+                "redis_url",
+                "database",
+            ),
+            (
+                format!("{redis}redis_url = \"redis://127.0.0.1\"\nredis_key_prefix = \"\"\n"),
+                "redis_key_prefix",
+                "empty",
+            ),
+            (
+                format!("{redis}redis_url = \"redis://127.0.0.1\"\nredis_timeout_ms = 0\n"),
+                "redis_timeout_ms",
+                "at least 1",
+            ),
+        ] {
+            let e = error(&extra);
+            assert_eq!(e.key(), format!("social_auth.rate_limit.{key}"), "{extra}");
+            assert!(e.to_string().contains(says), "{extra}: {e}");
+            assert!(!e.to_string().contains("pw-in-url"), "{e}");
+        }
+        // Unknown names are refused by the parser, which names the key (see the fairing).
+        for extra in ["store = \"memcached\"\n", "on_store_error = \"maybe\"\n"] {
+            let parsed = Figment::from(Toml::string(&toml(extra)))
+                .extract_inner::<Config>("social_auth")
+                .expect_err(extra);
+            let key = extra.split(' ').next().unwrap();
+            assert_eq!(parsed.path[..2], ["rate_limit", key], "{extra}");
+        }
     }
 
     #[test]
@@ -685,6 +877,10 @@ mod tests {
         let debug = format!("{c:?}");
         assert!(debug.contains("client_secret"), "{debug}");
         assert!(!debug.contains("very-secret-value"));
+        let c = config(&format!(
+            "{JWT}[social_auth.rate_limit]\nper_minute = 5\nstore = \"redis\"\nredis_url = \"redis://:redis-password@10.0.0.5\"\n"
+        ));
+        assert!(!format!("{c:?}").contains("redis-password"));
         assert!(!debug.contains("0123456789abcdef"));
     }
 }

@@ -59,6 +59,7 @@
 //!
 //! [default.social_auth.rate_limit]        # optional, per client
 //! per_minute = 30
+//! # store = "redis"                       # shared by every instance, with redis_url = "redis://…"
 //!
 //! [default.social_auth.providers.github]  # one table per provider; absent = off
 //! client_id = "…"
@@ -102,8 +103,8 @@
 //! revocable by session, refused on every instance within `revocation_cache_secs`; a Local
 //! token never acts as a social user; email linking only between providers trusted for it;
 //! `__Host-` cookies on https; state-changing `GET`s only with proof of our own site; an
-//! optional per-client rate limit. The README's *Security model* says what is and is not
-//! protected.
+//! optional per-client rate limit, per instance or shared by every instance through Redis.
+//! The README's *Security model* says what is and is not protected.
 //!
 //! # Errors
 //!
@@ -163,7 +164,8 @@ mod vault;
 mod verified_cache;
 
 pub use config::{
-    Config, ConfigError, JwtAlgorithm, JwtConfig, JwtKeyConfig, ProviderTable, RateLimitConfig,
+    Config, ConfigError, JwtAlgorithm, JwtConfig, JwtKeyConfig, OnStoreError, ProviderTable,
+    RateLimitConfig, RateLimitStore,
 };
 pub use db::{AuthDb, SqlxPool};
 pub use error::{Error, ErrorKind};

@@ -123,11 +123,14 @@ impl<'r> FromRequest<'r> for Throttle {
     type Error = std::convert::Infallible;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let wait = request
+        let limit = request
             .rocket()
             .state::<AuthService>()
-            .and_then(AuthService::rate_limit)
-            .and_then(|limit| limit.check(request).err());
+            .and_then(AuthService::rate_limit);
+        let wait = match limit {
+            Some(limit) => limit.check(request).await.err(),
+            None => None,
+        };
         Outcome::Success(Throttle(wait))
     }
 }

@@ -581,3 +581,129 @@ pub fn hidden_inputs(page: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// The Redis every developer's and CI's machine runs (`.ci/run` starts it): `TEST_REDIS_URL`,
+/// default `redis://127.0.0.1:6379`. Tests on it use a key prefix of their own
+/// ([`redis_prefix`]), so they never meet.
+pub fn shared_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A rate-limit key prefix unique to this test and run.
+pub fn redis_prefix(test: &str) -> String {
+    format!("{}:", unique(&format!("rsa_test:{test}")))
+}
+
+/// `[social_auth.rate_limit]` in Redis at `url` under `prefix`: `burst` requests at once, then
+/// one a minute (nothing refills during a test), with `extra` keys.
+pub fn redis_limit(url: &str, prefix: &str, burst: u32, extra: &str) -> String {
+    format!(
+        "[social_auth.rate_limit]\nper_minute = 1\nburst = {burst}\nstore = \"redis\"\n\
+         redis_url = \"{url}\"\nredis_key_prefix = \"{prefix}\"\n{extra}"
+    )
+}
+
+/// `redis-cli -u url args…`: its answer, trimmed.
+pub fn redis_cli(url: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new("redis-cli")
+        .arg("-u")
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("redis-cli runs (Debian: apt-get install redis-server)");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A Redis server of one test's own on a free loopback port, to stop and start again under a
+/// running app: no persistence, so a restart forgets every key (and the loaded script).
+pub struct OwnRedis {
+    child: Option<std::process::Child>,
+    port: u16,
+    password: Option<String>,
+}
+
+impl OwnRedis {
+    pub fn start() -> OwnRedis {
+        OwnRedis::start_with(None)
+    }
+
+    /// A server that asks for `password` (`requirepass`), when one is given.
+    pub fn start_with(password: Option<&str>) -> OwnRedis {
+        let mut redis = OwnRedis {
+            child: None,
+            port: free_port(),
+            password: password.map(str::to_owned),
+        };
+        redis.restart();
+        redis
+    }
+
+    /// `redis://[default:password@]127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://default:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// Starts the server again on the same port (after [`OwnRedis::kill`]) and waits until it
+    /// answers.
+    pub fn restart(&mut self) {
+        let port = self.port.to_string();
+        let mut command = std::process::Command::new("redis-server");
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (Debian: apt-get install redis-server)");
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while redis_cli(&self.url(), &["PING"]) != "PONG" {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server answers on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP (`pause = true`) or SIGCONT: a stopped server keeps its connections and port
+    /// but answers nothing, like a Redis that hangs.
+    pub fn pause(&self, pause: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if pause { "-STOP" } else { "-CONT" };
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        // SIGKILL ends a stopped (paused) process too.
+        self.kill();
+    }
+}

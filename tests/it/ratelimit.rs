@@ -1,6 +1,13 @@
 //! The rate limit holds: IPv6 clients count by their /64, the client behind proxies is the
 //! entry our `trusted_proxies` vouch for (not one the client wrote), refresh is limited too, and
-//! a bad configuration fails launch. (The memory bound is shown in `src/ratelimit.rs`.)
+//! a bad configuration fails launch. (The memory bound is shown in `src/ratelimit/memory.rs`.)
+//!
+//! In Redis (`store = "redis"`): instances share one allowance, a client's key expires once
+//! its allowance is full again, and a Redis that is killed or hangs under a running app gives
+//! what `on_store_error` says within `redis_timeout_ms`, then limiting resumes. Two demo
+//! processes on one Redis: `demo/tests/it/ratelimit.rs`.
+
+use std::time::{Duration, Instant};
 
 use rocket::error::ErrorKind;
 use rocket::http::{Header, Status};
@@ -262,3 +269,266 @@ db_tests!(
     refresh_is_rate_limited,
     bad_client_address_config_fails_launch,
 );
+
+/// Starts from `peer` on each of `instances` in turn, `requests` times: how many each let
+/// through.
+async fn alternate(instances: &[&Client], peer: &str, requests: usize) -> Vec<usize> {
+    let mut allowed = vec![0; instances.len()];
+    for n in 0..requests {
+        match start_from(instances[n % instances.len()], peer, &[]).await {
+            OK => allowed[n % instances.len()] += 1,
+            LIMITED => {}
+            other => panic!("login start answered {other}"),
+        }
+    }
+    allowed
+}
+
+/// The seconds of `Retry-After` of a 429 login start from `peer`, and its JSON `error`.
+async fn refusal(client: &Client, peer: &str) -> (u64, String) {
+    let r = client
+        .get("/auth/github")
+        .remote(peer.parse().unwrap())
+        .header(accept_json())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), LIMITED);
+    let wait = r.headers().get_one("Retry-After").expect("Retry-After");
+    let wait = wait.parse().expect("seconds");
+    (
+        wait,
+        json(r).await["error"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+/// A login start from `peer`, and how long it took.
+async fn timed(client: &Client, peer: &str) -> (Status, Duration) {
+    let started = Instant::now();
+    let status = start_from(client, peer, &[]).await;
+    (status, started.elapsed())
+}
+
+/// Waits until Redis limits again behind `client` (a fresh client's third request within its
+/// burst of 2 is refused), at most 15 s.
+async fn limiting_resumes(client: &Client, tag: u8) {
+    let started = Instant::now();
+    for n in 0.. {
+        let peer = format!("198.51.{tag}.{n}:5000");
+        if alternate(&[client], &peer, 3).await == [2] {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "limiting resumes after Redis is back"
+        );
+        rocket::tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[rocket::async_test]
+async fn instances_on_one_redis_share_one_allowance() {
+    let url = shared_redis_url();
+    let prefix = redis_prefix("share");
+    // A generous timeout: this test counts, and a loaded machine must not turn a slow answer
+    // into an allowed request.
+    let extra = redis_limit(&url, &prefix, 3, "redis_timeout_ms = 5000\n");
+    let app = TestApp::start_with(TestDb::sqlite().await, &extra).await;
+    let other = app.instance("").await;
+    assert_eq!(
+        alternate(&[&app.client, &other], "192.0.2.1:5000", 10).await,
+        [2, 1],
+        "three in all (the burst), not three on each instance"
+    );
+    let (wait, error) = refusal(&other, "192.0.2.1:5001").await;
+    assert!((50..=60).contains(&wait), "one request a minute: {wait}");
+    assert_eq!(error, "rate_limited");
+    // Another client has its own allowance; an IPv6 client is its /64, on either instance.
+    assert_eq!(start_from(&other, "192.0.2.2:5000", &[]).await, OK);
+    assert_eq!(
+        alternate(&[&app.client, &other], "[2001:db8:1:2::1]:5000", 4).await,
+        [2, 1]
+    );
+    assert_eq!(
+        start_from(&other, "[2001:db8:1:2:ffff::9]:5000", &[]).await,
+        LIMITED
+    );
+
+    // One key per client under the prefix, each expiring when its allowance is full again
+    // (three requests of one a minute: in three minutes).
+    let keys = redis_cli(&url, &["--scan", "--pattern", &format!("{prefix}*")]);
+    let mut keys: Vec<&str> = keys.lines().collect();
+    keys.sort_unstable();
+    let named = |client: &str| format!("{prefix}{client}");
+    assert_eq!(
+        keys,
+        [
+            named("192.0.2.1"),
+            named("192.0.2.2"),
+            named("2001:db8:1:2::/64")
+        ]
+    );
+    let ttl: i64 = redis_cli(&url, &["PTTL", &named("192.0.2.1")])
+        .parse()
+        .unwrap();
+    assert!((170_000..=180_000).contains(&ttl), "PTTL {ttl}");
+
+    // The same two instances in memory: each has its own allowance, twice the limit.
+    let memory = TestApp::start_with(
+        TestDb::sqlite().await,
+        "[social_auth.rate_limit]\nper_minute = 1\nburst = 3\n",
+    )
+    .await;
+    let second = memory.instance("").await;
+    assert_eq!(
+        alternate(&[&memory.client, &second], "192.0.2.1:5000", 10).await,
+        [3, 3]
+    );
+}
+
+#[rocket::async_test]
+async fn an_allowance_refills_and_an_idle_client_leaves_redis() {
+    let url = shared_redis_url();
+    let prefix = redis_prefix("refill");
+    // One request every 500 ms, two at once.
+    let extra = format!(
+        "[social_auth.rate_limit]\nper_minute = 120\nburst = 2\nstore = \"redis\"\n\
+         redis_url = \"{url}\"\nredis_key_prefix = \"{prefix}\"\nredis_timeout_ms = 5000\n"
+    );
+    let app = TestApp::start_with(TestDb::sqlite().await, &extra).await;
+    let c = &app.client;
+    let key = format!("{prefix}192.0.2.1");
+    assert_eq!(alternate(&[c], "192.0.2.1:5000", 3).await, [2]);
+    assert_eq!(
+        refusal(c, "192.0.2.1:5000").await,
+        (1, "rate_limited".into())
+    );
+    let ttl: i64 = redis_cli(&url, &["PTTL", &key]).parse().unwrap();
+    assert!((1..=1_000).contains(&ttl), "PTTL {ttl}");
+    // 600 ms later one request's allowance is back, and only one.
+    rocket::tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(alternate(&[c], "192.0.2.1:5000", 2).await, [1]);
+    // Idle, the key expires as the allowance fills up: Redis does not keep idle clients.
+    let started = Instant::now();
+    while redis_cli(&url, &["EXISTS", &key]) == "1" {
+        assert!(started.elapsed() < Duration::from_secs(5), "{key} expires");
+        rocket::tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        alternate(&[c], "192.0.2.1:5000", 3).await,
+        [2],
+        "a full allowance"
+    );
+}
+
+#[rocket::async_test]
+async fn redis_killed_under_a_running_app_allows_or_denies_then_limits_again() {
+    let mut redis = OwnRedis::start();
+    let prefix = redis_prefix("killed");
+    let extra = redis_limit(&redis.url(), &prefix, 2, "redis_timeout_ms = 300\n");
+    let allow = TestApp::start_with(TestDb::sqlite().await, &extra).await;
+    let deny = allow
+        .instance("[social_auth.rate_limit]\non_store_error = \"deny\"\n")
+        .await;
+    let peer = "192.0.2.1:5000";
+    assert_eq!(alternate(&[&allow.client, &deny], peer, 3).await, [1, 1]);
+
+    redis.kill();
+    // "allow": the limited client gets through, promptly, and a whole login works.
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert_eq!(start_from(&allow.client, peer, &[]).await, OK);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(allow.login(&allow.client).await.status(), Status::SeeOther);
+    let me = json(allow.client.get("/whoami").dispatch().await).await;
+    assert_eq!(me["kind"], "social", "signed in while Redis is down");
+    // "deny": even a new client is refused as over the limit, with one request's wait.
+    let started = Instant::now();
+    assert_eq!(
+        refusal(&deny, "192.0.2.9:5000").await,
+        (60, "rate_limited".into())
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    redis.restart();
+    limiting_resumes(&allow.client, 1).await;
+    limiting_resumes(&deny, 2).await;
+}
+
+#[rocket::async_test]
+async fn a_redis_that_hangs_delays_a_login_by_the_timeout_only() {
+    let redis = OwnRedis::start();
+    let prefix = redis_prefix("hangs");
+    let extra = redis_limit(&redis.url(), &prefix, 2, "redis_timeout_ms = 300\n");
+    let allow = TestApp::start_with(TestDb::sqlite().await, &extra).await;
+    let deny = allow
+        .instance("[social_auth.rate_limit]\non_store_error = \"deny\"\n")
+        .await;
+    // Connected and limiting.
+    assert_eq!(
+        alternate(&[&allow.client, &deny], "192.0.2.1:5000", 3).await,
+        [1, 1]
+    );
+
+    redis.pause(true);
+    let (status, took) = timed(&allow.client, "192.0.2.1:5000").await;
+    assert_eq!(status, OK, "allow: through, limited client or not");
+    assert!(
+        (Duration::from_millis(290)..Duration::from_secs(2)).contains(&took),
+        "waited for the timeout only: {took:?}"
+    );
+    let (status, took) = timed(&deny, "192.0.2.2:5000").await;
+    assert_eq!(status, LIMITED, "deny: refused, new client or not");
+    assert!(
+        (Duration::from_millis(290)..Duration::from_secs(2)).contains(&took),
+        "{took:?}"
+    );
+
+    redis.pause(false);
+    limiting_resumes(&allow.client, 3).await;
+    limiting_resumes(&deny, 4).await;
+}
+
+#[rocket::async_test]
+async fn bad_store_config_fails_launch_and_a_redis_down_at_launch_does_not() {
+    let db = TestDb::sqlite().await;
+    let launch = |extra: &str| {
+        let figment = figment(&db.url, "http://127.0.0.1:9", extra);
+        async move { rocket(figment).ignite().await }
+    };
+    let limit = "[social_auth.rate_limit]\nper_minute = 5\n";
+    let redis = "store = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\n";
+    for extra in [
+        "store = \"redis\"\n".to_owned(),
+        "redis_url = \"redis://127.0.0.1:6379\"\n".to_owned(),
+        "store = \"memcached\"\n".to_owned(),
+        "store = \"Redis \"\n".to_owned(),
+        "on_store_error = \"maybe\"\n".to_owned(),
+        "store = \"redis\"\nredis_url = \"rediss://redis.example:6380\"\n".to_owned(),
+        "store = \"redis\"\nredis_url = \"not a url\"\n".to_owned(),
+        "store = \"redis\"\nredis_url = 6379\n".to_owned(),
+        format!("{redis}redis_timeout_ms = 0\n"),
+        format!("{redis}redis_timeout_ms = -1\n"),
+        format!("{redis}redis_key_prefix = \"\"\n"),
+    ] {
+        match launch(&format!("{limit}{extra}")).await {
+            Err(error) => match error.kind() {
+                ErrorKind::FailedFairings(failures) => {
+                    assert_eq!(failures[0].name, "Social Auth", "{extra}")
+                }
+                other => panic!("{extra}: unexpected launch error: {other}"),
+            },
+            Ok(_) => panic!("{extra}: launched"),
+        }
+    }
+    // Nothing listens on port 1: the app launches all the same, and logins go on.
+    let down = format!("{limit}store = \"redis\"\nredis_url = \"redis://127.0.0.1:1\"\n");
+    let client = Client::tracked(rocket(figment(&db.url, "http://127.0.0.1:9", &down)))
+        .await
+        .expect("launches without its Redis");
+    assert_eq!(start_from(&client, "192.0.2.1:5000", &[]).await, OK);
+}

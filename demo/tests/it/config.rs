@@ -100,6 +100,26 @@ fn the_binary_names_the_key_and_exits_non_zero() {
             "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth.rate_limit]\nper_minute = 5\nmax_clients = 0\n",
             "social_auth.rate_limit.max_clients",
         ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth.rate_limit]\nper_minute = 5\nstore = \"redis\"\n",
+            "social_auth.rate_limit.redis_url",
+        ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth.rate_limit]\nper_minute = 5\nredis_url = \"redis://default:pw-in-url@127.0.0.1\"\n",
+            "social_auth.rate_limit.redis_url",
+        ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth.rate_limit]\nper_minute = 5\nstore = \"redis\"\nredis_url = \"rediss://default:pw-in-url@redis.example\"\n",
+            "social_auth.rate_limit.redis_url",
+        ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth.rate_limit]\nper_minute = 5\nstore = \"memcached\"\n",
+            "social_auth.rate_limit.store",
+        ),
+        (
+            "[default.social_auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\nrole = \"r\"\n[default.social_auth.rate_limit]\nper_minute = 5\non_store_error = \"maybe\"\n",
+            "social_auth.rate_limit.on_store_error",
+        ),
     ];
     for (toml, key) in cases {
         let (code, output) = run_demo(toml, &[]);
@@ -109,6 +129,10 @@ fn the_binary_names_the_key_and_exits_non_zero() {
         assert!(
             !output.contains("0123456789abcdef0123456789abcdef"),
             "secret not printed: {output}"
+        );
+        assert!(
+            !output.contains("pw-in-url"),
+            "password not printed: {output}"
         );
     }
 }

@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod faults;
 mod instances;
+mod ratelimit;
 mod security;
 
 /// The repository root, where `cargo run` runs the demo: its `Rocket.toml` and `templates/`.
