@@ -37,6 +37,9 @@ pub(crate) enum LoginError {
     Conflict(&'static str),
     /// Too many requests from this client (429, with the seconds to wait).
     RateLimited(u64),
+    /// No provider of that name is configured: 404, answered by the app's catcher as for any
+    /// unknown path.
+    UnknownProvider,
 }
 
 impl LoginError {
@@ -56,6 +59,7 @@ impl LoginError {
             LoginError::PolicyDenied(_) | LoginError::LinkSessionChanged => Status::Forbidden,
             LoginError::Conflict(_) => Status::Conflict,
             LoginError::RateLimited(_) => Status::TooManyRequests,
+            LoginError::UnknownProvider => Status::NotFound,
         }
     }
 
@@ -79,6 +83,7 @@ impl LoginError {
             LoginError::LinkSessionChanged => "link_session_changed",
             LoginError::Conflict(code) => code,
             LoginError::RateLimited(_) => "rate_limited",
+            LoginError::UnknownProvider => "unknown_provider",
         }
     }
 
@@ -124,6 +129,7 @@ impl LoginError {
             LoginError::Conflict("identity_linked_elsewhere") => "This account is already linked to another user.".into(),
             LoginError::Conflict(_) => "You already have an account of this provider linked.".into(),
             LoginError::RateLimited(secs) => format!("Too many sign-in attempts. Please try again in {secs} seconds."),
+            LoginError::UnknownProvider => "There is no such provider.".into(),
         }
     }
 }
@@ -149,6 +155,9 @@ pub(crate) fn wants_json(request: &Request<'_>) -> bool {
 
 impl<'r> Responder<'r, 'static> for LoginError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        if let LoginError::UnknownProvider = self {
+            return Err(Status::NotFound);
+        }
         let status = self.status();
         match &self {
             LoginError::Store(e) => log::error!("social_auth: login failed: {e}"),

@@ -1,5 +1,7 @@
-//! What the token, refresh and unlink routes answer, and [`crate::AuthService`]'s helpers
-//! with them: a status and a small JSON body each.
+//! What the JSON routes answer: the token, refresh and unlink replies (also
+//! [`crate::AuthService`]'s results), and [`Refusal`], the one error answer of the JSON routes.
+//! (The browser's sign-in routes answer [`LoginError`](crate::login_error::LoginError), a page
+//! or JSON.)
 
 use rocket::http::Status;
 use rocket::request::Request;
@@ -172,5 +174,52 @@ impl UnlinkReply {
 impl<'r> Responder<'r, 'static> for UnlinkReply {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         (self.status(), Json(json!({ "status": self.code() }))).respond_to(request)
+    }
+}
+
+/// Why a JSON route refused (link, logout, logout everywhere, session, refresh): its one error
+/// answer, a status with `{"status": "<code>"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// 404 from the app's catcher, as for any unknown path: a provider that is off.
+    NotFound,
+    /// `status` with `{"status": code}`.
+    Code(Status, &'static str),
+    /// 429 `{"status": "rate_limited"}` with `Retry-After`.
+    RateLimited(u64),
+    /// 401 `{"user": null, "status": 401}`: `GET {base}/session` without a session.
+    NoSession,
+}
+
+impl Refusal {
+    /// 503 `database_unavailable`.
+    pub(crate) const DATABASE_UNAVAILABLE: Refusal =
+        Refusal::Code(Status::ServiceUnavailable, "database_unavailable");
+    /// 403 `forbidden`: a cross-site request.
+    pub(crate) const CROSS_SITE: Refusal = Refusal::Code(Status::Forbidden, "forbidden");
+}
+
+impl<'r> Responder<'r, 'static> for Refusal {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            Refusal::NotFound => Err(Status::NotFound),
+            Refusal::Code(status, code) => {
+                (status, Json(json!({ "status": code }))).respond_to(request)
+            }
+            Refusal::RateLimited(wait) => {
+                let mut response = (
+                    Status::TooManyRequests,
+                    Json(json!({"status": "rate_limited"})),
+                )
+                    .respond_to(request)?;
+                response.set_raw_header("Retry-After", wait.to_string());
+                Ok(response)
+            }
+            Refusal::NoSession => (
+                Status::Unauthorized,
+                Json(json!({"user": null, "status": 401})),
+            )
+                .respond_to(request),
+        }
     }
 }

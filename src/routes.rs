@@ -13,7 +13,7 @@ use crate::guard::{resolve, SocialAuth};
 use crate::jwt::Claims;
 use crate::login_error::LoginError;
 use crate::provider::FlowParams;
-use crate::reply::{RefreshReply, TokenReply, UnlinkReply};
+use crate::reply::{RefreshReply, Refusal, TokenReply, UnlinkReply};
 use crate::service::AuthService;
 
 /// The routes; `/refresh_token` only when `expose_refresh_token` is on.
@@ -137,16 +137,12 @@ impl<'r> FromRequest<'r> for Throttle {
 
 impl Throttle {
     /// Lets a login request through: 404 for a provider that is off, 429 over the rate limit.
-    fn admit(
-        &self,
-        service: &AuthService,
-        provider: &str,
-    ) -> Result<(), Result<LoginError, Status>> {
+    fn admit(&self, service: &AuthService, provider: &str) -> Result<(), LoginError> {
         if service.provider(provider).is_none() {
-            return Err(Err(Status::NotFound));
+            return Err(LoginError::UnknownProvider);
         }
         match self.0 {
-            Some(wait) => Err(Ok(LoginError::RateLimited(wait))),
+            Some(wait) => Err(LoginError::RateLimited(wait)),
             None => Ok(()),
         }
     }
@@ -159,8 +155,10 @@ async fn start_flow(
     next: Option<String>,
     link_user: Option<i64>,
     cookies: &CookieJar<'_>,
-) -> Result<Redirect, Result<LoginError, Status>> {
-    let client = service.provider(provider).ok_or(Err(Status::NotFound))?;
+) -> Result<Redirect, LoginError> {
+    let client = service
+        .provider(provider)
+        .ok_or(LoginError::UnknownProvider)?;
     let next = next.filter(|n| is_local_path(n));
     let mut flow = Flow::start(provider, next);
     flow.link_user = link_user;
@@ -171,7 +169,7 @@ async fn start_flow(
             nonce: &flow.nonce,
         })
         .await
-        .map_err(|e| Ok(LoginError::Provider(e)))?;
+        .map_err(LoginError::Provider)?;
     let config = service.config();
     flow.save(cookies, config.base_path(), config.secure_cookies());
     Ok(Redirect::to(String::from(url)))
@@ -185,7 +183,7 @@ async fn login(
     throttle: Throttle,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
-) -> Result<Redirect, Result<LoginError, Status>> {
+) -> Result<Redirect, LoginError> {
     throttle.admit(service, provider)?;
     start_flow(service, provider, next, None, cookies).await
 }
@@ -201,27 +199,28 @@ async fn link(
     throttle: Throttle,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
-) -> Result<Redirect, (Status, Json<Value>)> {
-    let refuse = |status: Status, code: &str| (status, Json(json!({ "status": code })));
+) -> Result<Redirect, Refusal> {
+    let unknown = Refusal::Code(Status::NotFound, "unknown_provider");
     if service.provider(provider).is_none() {
-        return Err(refuse(Status::NotFound, "unknown_provider"));
+        return Err(unknown);
     }
     if cross_site.0 {
-        return Err(refuse(Status::Forbidden, "forbidden"));
+        return Err(Refusal::CROSS_SITE);
     }
-    if throttle.0.is_some() {
-        return Err(refuse(Status::TooManyRequests, "rate_limited"));
+    if let Some(wait) = throttle.0 {
+        return Err(Refusal::RateLimited(wait));
     }
     let Some(user_id) = auth.claims().and_then(Claims::user_id) else {
-        return Err(refuse(Status::Unauthorized, ""));
+        return Err(Refusal::Code(Status::Unauthorized, ""));
     };
-    match start_flow(service, provider, next, Some(user_id), cookies).await {
-        Ok(redirect) => Ok(redirect),
-        Err(Ok(LoginError::Provider(_))) => {
-            Err(refuse(Status::ServiceUnavailable, "provider_unavailable"))
-        }
-        Err(_) => Err(refuse(Status::NotFound, "unknown_provider")),
-    }
+    start_flow(service, provider, next, Some(user_id), cookies)
+        .await
+        .map_err(|e| match e {
+            LoginError::Provider(_) => {
+                Refusal::Code(Status::ServiceUnavailable, "provider_unavailable")
+            }
+            _ => unknown,
+        })
 }
 
 /// `POST {base}/<provider>/unlink`: removes that identity, unless it is the last one, and
@@ -267,7 +266,7 @@ async fn callback(
     throttle: Throttle,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
-) -> NoStore<Result<Redirect, Result<LoginError, Status>>> {
+) -> NoStore<Result<Redirect, LoginError>> {
     NoStore(
         finish_login(
             provider,
@@ -298,31 +297,30 @@ async fn finish_login(
     throttle: Throttle,
     service: &AuthService,
     cookies: &CookieJar<'_>,
-) -> Result<Redirect, Result<LoginError, Status>> {
+) -> Result<Redirect, LoginError> {
     throttle.admit(service, provider)?;
     let config = service.config();
     let (base, secure) = (config.base_path(), config.secure_cookies());
-    let flow = Flow::take(cookies, base, provider, state.as_deref(), secure)
-        .map_err(|e| Ok(LoginError::Flow(e)))?;
+    let flow =
+        Flow::take(cookies, base, provider, state.as_deref(), secure).map_err(LoginError::Flow)?;
     if let Some(client) = service.provider(provider) {
         client
             .check_response_issuer(iss.as_deref())
             .await
-            .map_err(|e| Ok(LoginError::Provider(e)))?;
+            .map_err(LoginError::Provider)?;
     }
     if let Some(code) = error {
-        return Err(Ok(LoginError::Denied {
+        return Err(LoginError::Denied {
             code,
             description: error_description,
-        }));
+        });
     }
     let code = code
         .filter(|c| !c.is_empty())
-        .ok_or(Ok(LoginError::MissingCode))?;
+        .ok_or(LoginError::MissingCode)?;
     let jwt = service
         .complete_login(provider, &code, &flow, auth.claims())
-        .await
-        .map_err(Ok)?;
+        .await?;
     if let Some(jwt) = jwt {
         service.set_jwt_cookie(cookies, &jwt);
     }
@@ -342,18 +340,12 @@ fn session(request_auth: SessionToken, service: &State<AuthService>) -> NoStore<
     NoStore(session_body(request_auth, service))
 }
 
-/// A JSON answer: 200, or another status with its JSON body.
-type JsonAnswer = Result<Json<Value>, (Status, Json<Value>)>;
+/// A JSON answer: 200 with its body, or a refusal.
+type JsonAnswer = Result<Json<Value>, Refusal>;
 
 fn session_body(request_auth: SessionToken, service: &AuthService) -> JsonAnswer {
-    let unauthenticated = || {
-        (
-            Status::Unauthorized,
-            Json(json!({"user": null, "status": 401})),
-        )
-    };
     let (auth, token) = (request_auth.auth, request_auth.token);
-    let claims = auth.claims().ok_or_else(unauthenticated)?;
+    let claims = auth.claims().ok_or(Refusal::NoSession)?;
     let id: Value = claims
         .user_id()
         .map_or_else(|| json!(claims.sub), |id| json!(id));
@@ -419,30 +411,6 @@ async fn refresh_token(auth: SocialAuth, service: &State<AuthService>) -> NoStor
     })
 }
 
-/// Why a refresh was refused before it started: 404 (a provider that is off, to the catcher)
-/// or 429 `{"status": "rate_limited"}` with `Retry-After`.
-enum RefreshRefused {
-    NotFound,
-    RateLimited(u64),
-}
-
-impl<'r> Responder<'r, 'static> for RefreshRefused {
-    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
-        match self {
-            RefreshRefused::NotFound => Err(Status::NotFound),
-            RefreshRefused::RateLimited(wait) => {
-                let mut response = (
-                    Status::TooManyRequests,
-                    Json(json!({"status": "rate_limited"})),
-                )
-                    .respond_to(request)?;
-                response.set_raw_header("Retry-After", wait.to_string());
-                Ok(response)
-            }
-        }
-    }
-}
-
 /// Refreshes the signed-in social user's tokens with `provider` (a Local session: 401, as
 /// signed out); `cross_site` has been decided by the method's rule.
 async fn refresh(
@@ -451,13 +419,13 @@ async fn refresh(
     cross_site: bool,
     throttle: Throttle,
     service: &AuthService,
-) -> NoStore<Result<RefreshReply, RefreshRefused>> {
+) -> NoStore<Result<RefreshReply, Refusal>> {
     NoStore(if service.provider(provider).is_none() {
-        Err(RefreshRefused::NotFound)
+        Err(Refusal::NotFound)
     } else if cross_site {
         Ok(RefreshReply::CrossSite)
     } else if let Some(wait) = throttle.0 {
-        Err(RefreshRefused::RateLimited(wait))
+        Err(Refusal::RateLimited(wait))
     } else {
         match auth.claims().and_then(Claims::user_id) {
             Some(user_id) => Ok(service.refresh(user_id, provider).await),
@@ -475,7 +443,7 @@ async fn refresh_get(
     own_site: OwnSite,
     throttle: Throttle,
     service: &State<AuthService>,
-) -> NoStore<Result<RefreshReply, RefreshRefused>> {
+) -> NoStore<Result<RefreshReply, Refusal>> {
     refresh(provider, auth, !own_site.0, throttle, service).await
 }
 
@@ -487,7 +455,7 @@ async fn refresh_post(
     cross_site: CrossSite,
     throttle: Throttle,
     service: &State<AuthService>,
-) -> NoStore<Result<RefreshReply, RefreshRefused>> {
+) -> NoStore<Result<RefreshReply, Refusal>> {
     refresh(provider, auth, cross_site.0, throttle, service).await
 }
 
@@ -499,7 +467,7 @@ async fn logout(
     cross_site: bool,
     service: &AuthService,
     cookies: &CookieJar<'_>,
-) -> Result<Redirect, (Status, Json<Value>)> {
+) -> Result<Redirect, Refusal> {
     let target = Redirect::to(service.config().logout_url.clone());
     if cross_site {
         return Ok(target);
@@ -508,17 +476,10 @@ async fn logout(
     if let Some(claims) = auth.claims() {
         if let Err(e) = service.logout(claims).await {
             log::error!("social_auth: logout not recorded yet (retrying): {e}");
-            return Err(database_unavailable());
+            return Err(Refusal::DATABASE_UNAVAILABLE);
         }
     }
     Ok(target)
-}
-
-fn database_unavailable() -> (Status, Json<Value>) {
-    (
-        Status::ServiceUnavailable,
-        Json(json!({"status": "database_unavailable"})),
-    )
 }
 
 /// `POST {base}/logout_all`: revokes every session of the signed-in user, then as logout.
@@ -528,14 +489,14 @@ async fn logout_all(
     cross_site: CrossSite,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
-) -> Result<Redirect, (Status, Json<Value>)> {
+) -> Result<Redirect, Refusal> {
     if cross_site.0 {
-        return Err((Status::Forbidden, Json(json!({"status": "forbidden"}))));
+        return Err(Refusal::CROSS_SITE);
     }
     if let Some(claims) = auth.claims() {
         if let Err(e) = service.logout_all(claims).await {
             log::error!("social_auth: logout_all failed: {e}");
-            return Err(database_unavailable());
+            return Err(Refusal::DATABASE_UNAVAILABLE);
         }
     }
     logout(auth, false, service, cookies).await
@@ -549,7 +510,7 @@ async fn logout_get(
     own_site: OwnSite,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
-) -> Result<Redirect, (Status, Json<Value>)> {
+) -> Result<Redirect, Refusal> {
     logout(auth, !own_site.0, service, cookies).await
 }
 
@@ -560,6 +521,6 @@ async fn logout_post(
     cross_site: CrossSite,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
-) -> Result<Redirect, (Status, Json<Value>)> {
+) -> Result<Redirect, Refusal> {
     logout(auth, cross_site.0, service, cookies).await
 }

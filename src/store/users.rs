@@ -106,6 +106,36 @@ async fn update_identity_tokens(
     Ok(row.map(|(user_id,)| user_id))
 }
 
+/// Stores a new identity of `user_id` with its (sealed) tokens; `false` when the identity is
+/// taken already (by anyone) or the user is gone. The one insert of an identity, for a
+/// sign-in and a link alike.
+async fn insert_identity(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    provider: &str,
+    social_id: &str,
+    (access, refresh): (&String, &Option<String>),
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let inserted: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO social_users (user_id, provider, social_id, token, refresh_token, \
+         token_expires_at, created_at, updated_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $7 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
+         ON CONFLICT DO NOTHING RETURNING user_id",
+    )
+    .bind(user_id)
+    .bind(provider)
+    .bind(social_id)
+    .bind(access)
+    .bind(refresh)
+    .bind(expires_at)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(inserted.is_some())
+}
+
 impl Store {
     /// Records a login: creates the user and social account the first time an identity is seen
     /// (or, when the provider allows it, links it to the user with the same verified email),
@@ -250,21 +280,17 @@ impl Store {
                     .await?
                 }
             };
-            let inserted: Option<(i64,)> = sqlx::query_as(
-                "INSERT INTO social_users (user_id, provider, social_id, token, refresh_token, \
-                 token_expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-                 ON CONFLICT DO NOTHING RETURNING user_id",
+            let inserted = insert_identity(
+                &mut tx,
+                row.0,
+                provider,
+                &profile.social_id,
+                (&access, &refresh),
+                tokens.expires_at,
+                now,
             )
-            .bind(row.0)
-            .bind(provider)
-            .bind(&profile.social_id)
-            .bind(&access)
-            .bind(&refresh)
-            .bind(tokens.expires_at)
-            .bind(now)
-            .fetch_optional(&mut *tx)
             .await?;
-            if inserted.is_none() {
+            if !inserted {
                 // Another login of this identity committed first: use its user.
                 tx.rollback().await?;
                 continue;
@@ -326,24 +352,19 @@ impl Store {
                 LinkOutcome::Linked
             }
             None => {
-                let inserted: Option<(i64,)> = sqlx::query_as(
-                    "INSERT INTO social_users (user_id, provider, social_id, token, refresh_token, \
-                     token_expires_at, created_at, updated_at) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $7 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
-                     ON CONFLICT DO NOTHING RETURNING user_id",
+                let inserted = insert_identity(
+                    &mut tx,
+                    user_id,
+                    provider,
+                    &profile.social_id,
+                    (&access, &refresh),
+                    tokens.expires_at,
+                    now,
                 )
-                .bind(user_id)
-                .bind(provider)
-                .bind(&profile.social_id)
-                .bind(&access)
-                .bind(&refresh)
-                .bind(tokens.expires_at)
-                .bind(now)
-                .fetch_optional(&mut *tx)
                 .await?;
                 match inserted {
-                    Some(_) => LinkOutcome::Linked,
-                    None => {
+                    true => LinkOutcome::Linked,
+                    false => {
                         let has: Option<(i64,)> = sqlx::query_as(
                             "SELECT user_id FROM social_users WHERE user_id = $1 AND provider = $2",
                         )
