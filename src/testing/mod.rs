@@ -4,8 +4,17 @@
 //! `[dev-dependencies] rocket_social_auth = { …, features = ["testing"] }`.
 //!
 //! Each fake reproduces its provider's quirks (GitHub's HTTP 200 errors and form-encoded
-//! answers, Facebook's error envelope and `appsecret_proof`) and can inject faults, so that a
-//! client's handling of them can be tested.
+//! answers, Facebook's error envelope and `appsecret_proof`, Slack's `ok: false`, Microsoft's
+//! templated issuer and AADSTS bodies, Apple's `form_post` and ES256 client secrets, …) and can
+//! inject faults, so that a client's handling of them can be tested:
+//!
+//! - [`FakeGithub`], [`FakeFacebook`]: OAuth 2.0 providers, one type each.
+//! - [`FakeOidc`]: OpenID Connect providers, one type with a constructor per provider's dialect
+//!   ([`google`](FakeOidc::google), [`generic`](FakeOidc::generic), [`gitlab`](FakeOidc::gitlab),
+//!   [`linkedin`](FakeOidc::linkedin), [`slack`](FakeOidc::slack),
+//!   [`microsoft`](FakeOidc::microsoft), [`apple`](FakeOidc::apple)) and each quirk a setting.
+//! - [`FormPost`] reads a `response_mode=form_post` page (Apple's, Microsoft's) for tests that
+//!   have no browser.
 //!
 //! ```no_run
 //! use rocket_social_auth::testing::{FakeGithub, FakeUser};
@@ -32,15 +41,22 @@ use crate::login_error::escape as html_escape;
 // With the `dev` feature alone, only the GitHub fake (the development provider) is built.
 #[cfg(feature = "testing")]
 mod facebook;
+#[cfg(feature = "testing")]
+mod form_post;
 mod github;
 #[cfg(feature = "testing")]
 mod oidc;
 
 #[cfg(feature = "testing")]
 pub use facebook::{FacebookFault, FakeFacebook, FakeFacebookUser};
+#[cfg(feature = "testing")]
+pub use form_post::FormPost;
 pub use github::{ApiFault, FakeGithub, FakeUser, TokenFault, TokenMode};
 #[cfg(feature = "testing")]
-pub use oidc::{ClientAuth, FakeOidc, FakeOidcUser, IdTokenFault};
+pub use oidc::{
+    ClientAuth, FakeOidc, FakeOidcUser, IdTokenFault, OidcFault, RefreshRotation, RefreshTokens,
+    SigningAlg,
+};
 
 /// An answer of any shape, to inject as a fault: any status, any `Content-Type` (or none) and
 /// any body bytes — what a broken provider, a proxy's error page or a truncated reply may send.
@@ -209,4 +225,28 @@ fn json_answer(status: Status, value: Value) -> Raw {
         body: value.to_string(),
         headers: Vec::new(),
     }
+}
+
+/// The HTTP Basic credentials of an `Authorization` header, each part form-decoded as RFC 6749
+/// §2.3.1 requires.
+#[cfg(feature = "testing")]
+fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {
+    use base64::Engine;
+    let decoded = authorization?.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(decoded.trim())
+        .ok()?;
+    let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    let decode = |v: &str| {
+        url::form_urlencoded::parse(format!("v={v}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((decode(id)?, decode(secret)?))
+}
+
+/// The token of an `Authorization: Bearer` header.
+#[cfg(feature = "testing")]
+fn bearer_token(authorization: Option<&str>) -> Option<String> {
+    authorization?.strip_prefix("Bearer ").map(str::to_owned)
 }
