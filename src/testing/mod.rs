@@ -8,7 +8,7 @@
 //! templated issuer and AADSTS bodies, Apple's `form_post` and ES256 client secrets, …) and can
 //! inject faults, so that a client's handling of them can be tested:
 //!
-//! - [`FakeGithub`], [`FakeFacebook`]: OAuth 2.0 providers, one type each.
+//! - [`FakeGithub`], [`FakeFacebook`], [`FakeDiscord`]: OAuth 2.0 providers, one type each.
 //! - [`FakeOidc`]: OpenID Connect providers, one type with a constructor per provider's dialect
 //!   ([`google`](FakeOidc::google), [`generic`](FakeOidc::generic), [`gitlab`](FakeOidc::gitlab),
 //!   [`linkedin`](FakeOidc::linkedin), [`slack`](FakeOidc::slack),
@@ -40,6 +40,8 @@ use crate::login_error::escape as html_escape;
 
 // With the `dev` feature alone, only the GitHub fake (the development provider) is built.
 #[cfg(feature = "testing")]
+mod discord;
+#[cfg(feature = "testing")]
 mod facebook;
 #[cfg(feature = "testing")]
 mod form_post;
@@ -47,6 +49,8 @@ mod github;
 #[cfg(feature = "testing")]
 mod oidc;
 
+#[cfg(feature = "testing")]
+pub use discord::{DiscordFault, FakeDiscord, FakeDiscordUser, RateLimitScope};
 #[cfg(feature = "testing")]
 pub use facebook::{FacebookFault, FakeFacebook, FakeFacebookUser};
 #[cfg(feature = "testing")]
@@ -249,4 +253,47 @@ fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {
 #[cfg(feature = "testing")]
 fn bearer_token(authorization: Option<&str>) -> Option<String> {
     authorization?.strip_prefix("Bearer ").map(str::to_owned)
+}
+
+/// What the OAuth 2.0 fakes read of a request besides its body.
+#[cfg(feature = "testing")]
+struct Caller {
+    basic: Option<(String, String)>,
+    bearer: Option<String>,
+    /// Whether the body is `application/x-www-form-urlencoded`.
+    form_body: bool,
+}
+
+#[cfg(feature = "testing")]
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for Caller {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> rocket::request::Outcome<Self, Self::Error> {
+        let authorization = request.headers().get_one("Authorization");
+        rocket::request::Outcome::Success(Caller {
+            basic: basic_credentials(authorization),
+            bearer: bearer_token(authorization),
+            form_body: request.content_type().is_some_and(|c| c.is_form()),
+        })
+    }
+}
+
+/// A form body's fields (at most 64 KiB read), in order.
+#[cfg(feature = "testing")]
+async fn read_form(body: rocket::Data<'_>) -> Vec<(String, String)> {
+    use rocket::data::ToByteUnit;
+    match body.open(64.kibibytes()).into_bytes().await {
+        Ok(bytes) => url::form_urlencoded::parse(&bytes).into_owned().collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The first value of `name` in `pairs`.
+#[cfg(feature = "testing")]
+fn pair<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
