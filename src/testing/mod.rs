@@ -8,7 +8,8 @@
 //! templated issuer and AADSTS bodies, Apple's `form_post` and ES256 client secrets, …) and can
 //! inject faults, so that a client's handling of them can be tested:
 //!
-//! - [`FakeGithub`], [`FakeFacebook`], [`FakeDiscord`]: OAuth 2.0 providers, one type each.
+//! - [`FakeGithub`], [`FakeFacebook`], [`FakeDiscord`], [`FakeX`]: OAuth 2.0 providers, one type
+//!   each.
 //! - [`FakeOidc`]: OpenID Connect providers, one type with a constructor per provider's dialect
 //!   ([`google`](FakeOidc::google), [`generic`](FakeOidc::generic), [`gitlab`](FakeOidc::gitlab),
 //!   [`linkedin`](FakeOidc::linkedin), [`slack`](FakeOidc::slack),
@@ -48,6 +49,8 @@ mod form_post;
 mod github;
 #[cfg(feature = "testing")]
 mod oidc;
+#[cfg(feature = "testing")]
+mod x;
 
 #[cfg(feature = "testing")]
 pub use discord::{DiscordFault, FakeDiscord, FakeDiscordUser, RateLimitScope};
@@ -61,6 +64,8 @@ pub use oidc::{
     ClientAuth, FakeOidc, FakeOidcUser, IdTokenFault, OidcFault, RefreshRotation, RefreshTokens,
     SigningAlg,
 };
+#[cfg(feature = "testing")]
+pub use x::{FakeX, FakeXUser, FieldRefusal, XFault};
 
 /// An answer of any shape, to inject as a fault: any status, any `Content-Type` (or none) and
 /// any body bytes — what a broken provider, a proxy's error page or a truncated reply may send.
