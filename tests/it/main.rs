@@ -6,6 +6,7 @@ mod common;
 mod config;
 mod discovery;
 mod facebook;
+mod fakes;
 mod faults;
 mod flows;
 mod fuzz;
