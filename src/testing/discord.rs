@@ -83,7 +83,7 @@ impl FakeDiscordUser {
 
 /// Which rate limit a 429 names (`X-RateLimit-Scope`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateLimitScope {
+pub enum DiscordRateLimitScope {
     /// The per-user (per-token) limit.
     User,
     /// The global limit (50 requests a second): also `X-RateLimit-Global: true` and
@@ -101,14 +101,14 @@ pub enum DiscordFault {
     /// The token endpoint answers 429.
     TokenRateLimited {
         /// The limit named.
-        scope: RateLimitScope,
+        scope: DiscordRateLimitScope,
         /// `retry_after` in the body (seconds, with decimals); `Retry-After` is it rounded up.
         retry_after: f64,
     },
     /// `GET /users/@me` answers 429.
     UserRateLimited {
         /// The limit named.
-        scope: RateLimitScope,
+        scope: DiscordRateLimitScope,
         /// `retry_after` in the body (seconds, with decimals).
         retry_after: f64,
     },
@@ -330,12 +330,12 @@ fn limit_headers(raw: &mut Raw, remaining: u32, reset_after: f64) {
     ]);
 }
 
-fn rate_limited(scope: RateLimitScope, retry_after: f64) -> Raw {
+fn rate_limited(scope: DiscordRateLimitScope, retry_after: f64) -> Raw {
     let message = match scope {
-        RateLimitScope::Shared => "The resource is being rate limited.",
+        DiscordRateLimitScope::Shared => "The resource is being rate limited.",
         _ => "You are being rate limited.",
     };
-    let global = scope == RateLimitScope::Global;
+    let global = scope == DiscordRateLimitScope::Global;
     let mut raw = json_raw(
         Status::TooManyRequests,
         spaced(&[
@@ -348,9 +348,9 @@ fn rate_limited(scope: RateLimitScope, retry_after: f64) -> Raw {
     raw.headers
         .push(("Retry-After", (retry_after.ceil() as u64).to_string()));
     let scope = match scope {
-        RateLimitScope::User => "user",
-        RateLimitScope::Global => "global",
-        RateLimitScope::Shared => "shared",
+        DiscordRateLimitScope::User => "user",
+        DiscordRateLimitScope::Global => "global",
+        DiscordRateLimitScope::Shared => "shared",
     };
     raw.headers.push(("X-RateLimit-Scope", scope.to_owned()));
     if global {

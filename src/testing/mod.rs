@@ -53,7 +53,7 @@ mod oidc;
 mod x;
 
 #[cfg(feature = "testing")]
-pub use discord::{DiscordFault, FakeDiscord, FakeDiscordUser, RateLimitScope};
+pub use discord::{DiscordFault, DiscordRateLimitScope, FakeDiscord, FakeDiscordUser};
 #[cfg(feature = "testing")]
 pub use facebook::{FacebookFault, FakeFacebook, FakeFacebookUser};
 #[cfg(feature = "testing")]
@@ -65,7 +65,7 @@ pub use oidc::{
     SigningAlg,
 };
 #[cfg(feature = "testing")]
-pub use x::{FakeX, FakeXUser, FieldRefusal, XFault};
+pub use x::{FakeX, FakeXUser, XFault, XFieldRefusal};
 
 /// An answer of any shape, to inject as a fault: any status, any `Content-Type` (or none) and
 /// any body bytes — what a broken provider, a proxy's error page or a truncated reply may send.

@@ -97,7 +97,8 @@ pub enum OidcFault {
     /// The provider's own error answer for this `error` code: its envelope, status and, where
     /// its documentation gives one, description. E.g. Slack's `bad_redirect_uri` (HTTP 200,
     /// `ok: false`); Microsoft's `AADSTS700082` (`invalid_grant`, the AADSTS text, `error_codes`);
-    /// Apple's `invalid_client`; LinkedIn's `invalid_client`.
+    /// (`AADSTS70002,70008` for several `error_codes`); Apple's `invalid_client`; LinkedIn's
+    /// `invalid_client`.
     Error(String),
     /// The provider's rate limit answer (Slack: 429 `ratelimited` with `Retry-After`; the others
     /// a 429).

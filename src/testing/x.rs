@@ -59,7 +59,7 @@ impl FakeXUser {
 /// How `GET /2/users/me` refuses `confirmed_email` to a token without `users.email` (X's
 /// documentation does not say which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldRefusal {
+pub enum XFieldRefusal {
     /// The whole answer is a 403 `field-unauthorized` problem (the default).
     Problem,
     /// A 200 with `data` (without the field) and the problem in `errors` (a partial failure).
@@ -105,7 +105,7 @@ struct Inner {
     users: HashMap<String, FakeXUser>,
     current: Option<String>,
     fault: Option<XFault>,
-    field_refusal: FieldRefusal,
+    field_refusal: XFieldRefusal,
     rate_limit: u32,
     /// Per user: (window start, calls in the window).
     calls: HashMap<String, (i64, u32)>,
@@ -164,7 +164,7 @@ impl FakeX {
                 users: HashMap::new(),
                 current: None,
                 fault: None,
-                field_refusal: FieldRefusal::Problem,
+                field_refusal: XFieldRefusal::Problem,
                 rate_limit: 75,
                 calls: HashMap::new(),
                 codes: HashMap::new(),
@@ -192,7 +192,7 @@ impl FakeX {
     }
 
     /// Chooses how `confirmed_email` is refused to a token without `users.email`.
-    pub fn set_field_refusal(&self, refusal: FieldRefusal) {
+    pub fn set_field_refusal(&self, refusal: XFieldRefusal) {
         self.lock().field_refusal = refusal;
     }
 
@@ -683,7 +683,7 @@ fn me(
                 "detail": "Sorry, you are not authorized to access 'confirmed_email' on a User.",
                 "type": "https://api.x.com/2/problems/field-unauthorized",
             });
-            if inner.field_refusal == FieldRefusal::Problem {
+            if inner.field_refusal == XFieldRefusal::Problem {
                 let body = json!({
                     "title": "Field Authorization Error", "type": "https://api.x.com/2/problems/field-unauthorized",
                     "status": 403, "detail": "Sorry, you are not authorized to access 'confirmed_email' on a User.",

@@ -10,9 +10,9 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use rocket_social_auth::testing::{
-    ClientAuth, DiscordFault, FakeDiscord, FakeDiscordUser, FakeOidc, FakeOidcUser, FakeServer,
-    FakeX, FakeXUser, FieldRefusal, FormPost, OidcFault, RateLimitScope, RefreshTokens, SigningAlg,
-    XFault,
+    ClientAuth, DiscordFault, DiscordRateLimitScope, FakeDiscord, FakeDiscordUser, FakeOidc,
+    FakeOidcUser, FakeServer, FakeX, FakeXUser, FormPost, OidcFault, RefreshTokens, SigningAlg,
+    XFault, XFieldRefusal,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -878,6 +878,12 @@ async fn microsoft_id_token_names_the_users_tenant_and_refresh_tokens_replace_th
         body["error_uri"],
         "https://login.microsoftonline.com/error?code=700082"
     );
+    fake.set_token_fault(Some(OidcFault::Error("AADSTS70002,70008".into())));
+    let several = post_form(&token_url, &refresh, None).await;
+    assert_eq!(
+        (several.status, several.json()["error_codes"].clone()),
+        (401, json!([70002, 70008]))
+    );
     fake.set_token_fault(None);
 
     // Redeemed twice; a wrong secret.
@@ -1466,7 +1472,7 @@ async fn discord_errors_and_rate_limits() {
     );
 
     fake.set_fault(Some(DiscordFault::UserRateLimited {
-        scope: RateLimitScope::User,
+        scope: DiscordRateLimitScope::User,
         retry_after: 64.57,
     }));
     let limited = get_bearer(&format!("{url}/api/users/@me"), access).await;
@@ -1484,7 +1490,7 @@ async fn discord_errors_and_rate_limits() {
     );
     assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
     fake.set_fault(Some(DiscordFault::TokenRateLimited {
-        scope: RateLimitScope::Global,
+        scope: DiscordRateLimitScope::Global,
         retry_after: 0.5,
     }));
     let global = post_form(
@@ -1656,7 +1662,7 @@ async fn x_problems_and_rate_limits() {
         refused.json()["type"],
         "https://api.x.com/2/problems/field-unauthorized"
     );
-    fake.set_field_refusal(FieldRefusal::PartialErrors);
+    fake.set_field_refusal(XFieldRefusal::PartialErrors);
     let partial = get_bearer(&email, access).await;
     assert_eq!(partial.status, 200);
     let partial = partial.json();

@@ -116,19 +116,28 @@ fn aadsts(number: u32) -> (&'static str, Status, String) {
         65001 => ("consent_required", 400, "The user or administrator has not consented to use the application.".to_owned()),
         50076 => ("interaction_required", 400, "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access the app.".to_owned()),
         50196 => ("temporarily_unavailable", 429, "The server terminated an operation because it encountered a client request loop. Please contact your app vendor.".to_owned()),
+        70002 => ("invalid_client", 401, "Error validating credentials.".to_owned()),
+        70008 => ("invalid_grant", 400, "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.".to_owned()),
         90002 => ("invalid_tenant", 400, "Tenant not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.".to_owned()),
         _ => ("invalid_request", 400, "Injected fault.".to_owned()),
     };
     (error, Status::new(status), text)
 }
 
-/// The AADSTS number of an injected `error`: `AADSTS700082` names one; a bare code gets the
-/// usual number of that error.
-fn number_of(code: &str) -> u32 {
-    if let Some(n) = code.strip_prefix("AADSTS").and_then(|n| n.parse().ok()) {
-        return n;
+/// The AADSTS numbers of an injected `error`: `AADSTS700082` names one, `AADSTS70002,70008`
+/// several (the first gives `error` and the text); a bare code gets the usual number of that
+/// error.
+fn numbers_of(code: &str) -> Vec<u32> {
+    if let Some(list) = code.strip_prefix("AADSTS") {
+        let numbers: Vec<u32> = list
+            .split(',')
+            .filter_map(|n| n.trim().trim_start_matches("AADSTS").parse().ok())
+            .collect();
+        if !numbers.is_empty() {
+            return numbers;
+        }
     }
-    match code {
+    vec![match code {
         "invalid_grant" => 70000,
         "invalid_client" => 7000215,
         "unsupported_grant_type" => 70003,
@@ -137,11 +146,12 @@ fn number_of(code: &str) -> u32 {
         "interaction_required" => 50076,
         "temporarily_unavailable" => 50196,
         _ => 900144,
-    }
+    }]
 }
 
-/// The token endpoint's error body for AADSTS `number`.
-fn aadsts_answer(number: u32) -> Raw {
+/// The token endpoint's error body for AADSTS `numbers` (the first one's `error` and text).
+fn aadsts_answer(numbers: &[u32]) -> Raw {
+    let number = numbers.first().copied().unwrap_or(900144);
     let (error, status, text) = aadsts(number);
     let (trace, correlation, ts) = (guid(), guid(), timestamp(now()));
     let mut answer = json_answer(
@@ -149,7 +159,7 @@ fn aadsts_answer(number: u32) -> Raw {
         json!({
             "error": error,
             "error_description": format!("AADSTS{number}: {text}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {ts}"),
-            "error_codes": [number],
+            "error_codes": numbers,
             "timestamp": ts,
             "trace_id": trace,
             "correlation_id": correlation,
@@ -245,7 +255,7 @@ impl Dialect for Microsoft {
             t if is_guid(t) => t.to_owned(),
             _ => match site.tenant_of_domain {
                 Some(id) => id.to_owned(),
-                None => return Err(aadsts_answer(90002)),
+                None => return Err(aadsts_answer(&[90002])),
             },
         };
         Ok(format!("{base}/{id}/v2.0"))
@@ -350,7 +360,7 @@ impl Dialect for Microsoft {
     }
 
     fn authorize_error(&self, code: &str) -> Vec<(String, String)> {
-        let number = number_of(code);
+        let number = numbers_of(code)[0];
         let (error, _, text) = aadsts(number);
         vec![
             ("error".into(), error.to_owned()),
@@ -396,7 +406,7 @@ impl Dialect for Microsoft {
     }
 
     fn token_error(&self, error: &TokenError) -> Raw {
-        aadsts_answer(match error {
+        let number = match error {
             TokenError::InvalidClient => 7000215,
             TokenError::MissingClientId => 900144,
             TokenError::CodeUnknown => 9002313,
@@ -407,8 +417,9 @@ impl Dialect for Microsoft {
             TokenError::RefreshInvalid => 50173,
             TokenError::UnsupportedGrant => 70003,
             TokenError::RateLimited => 50196,
-            TokenError::Injected(code) => number_of(code),
-        })
+            TokenError::Injected(code) => return aadsts_answer(&numbers_of(code)),
+        };
+        aadsts_answer(&[number])
     }
 
     fn id_token_claims(
