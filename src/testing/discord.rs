@@ -672,8 +672,10 @@ mod tests {
 
     #[test]
     fn errors_are_written_with_spaces_as_discord_does() {
-        let body =
-            json!({"error": "invalid_grant", "error_description": "Invalid \"code\" in request."});
+        let body = [
+            ("error", json!("invalid_grant")),
+            ("error_description", json!("Invalid \"code\" in request.")),
+        ];
         assert_eq!(
             spaced(&body),
             r#"{"error": "invalid_grant", "error_description": "Invalid \"code\" in request."}"#

@@ -877,7 +877,7 @@ impl FakeOidc {
         self.discovery_gate.pass().await;
         let issuer = match self.dialect.issuer(site) {
             Ok(issuer) => issuer,
-            Err(answer) => return answer,
+            Err(answer) => return *answer,
         };
         let inner = self.lock();
         if inner.discovery_down {
@@ -941,7 +941,7 @@ impl FakeOidc {
             response_mode,
             scope,
         }) {
-            return refused;
+            return *refused;
         }
         let mut inner = self.lock();
         let mut pairs: Vec<(String, String)> = Vec::new();

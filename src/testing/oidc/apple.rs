@@ -199,11 +199,11 @@ impl Dialect for Apple {
         )
     }
 
-    fn check_authorize(&self, request: &AuthorizeRequest<'_>) -> Result<(), Raw> {
+    fn check_authorize(&self, request: &AuthorizeRequest<'_>) -> Result<(), Box<Raw>> {
         let mut types: Vec<&str> = request.response_type.unwrap_or("").split(' ').collect();
         types.sort_unstable();
         if types != ["code"] && types != ["code", "id_token"] {
-            return Err(self.authorize_refused("response_type"));
+            return Err(Box::new(self.authorize_refused("response_type")));
         }
         let scope = request.scope;
         if !scope
@@ -211,16 +211,16 @@ impl Dialect for Apple {
             .filter(|s| !s.is_empty())
             .all(|s| matches!(s, "name" | "email" | "openid"))
         {
-            return Err(self.authorize_refused("scope"));
+            return Err(Box::new(self.authorize_refused("scope")));
         }
         let mode = request.response_mode.unwrap_or("query");
         if (has(scope, "name") || has(scope, "email")) && mode != "form_post" {
-            return Err(self.authorize_refused("form_post"));
+            return Err(Box::new(self.authorize_refused("form_post")));
         }
         if !matches!(mode, "query" | "fragment" | "form_post")
             || (types.len() == 2 && mode == "query")
         {
-            return Err(self.authorize_refused("response_mode"));
+            return Err(Box::new(self.authorize_refused("response_mode")));
         }
         Ok(())
     }

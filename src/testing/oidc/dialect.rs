@@ -162,7 +162,7 @@ pub(super) trait Dialect: Send + Sync {
     }
 
     /// The issuer discovery announces: the fixed one, else the server's root.
-    fn issuer(&self, site: &Site<'_>) -> Result<String, Raw> {
+    fn issuer(&self, site: &Site<'_>) -> Result<String, Box<Raw>> {
         Ok(site.issuer.unwrap_or(site.base).to_owned())
     }
 
@@ -213,16 +213,16 @@ pub(super) trait Dialect: Send + Sync {
     }
 
     /// Checks what the dialect allows of `response_type`, `response_mode` and `scope`.
-    fn check_authorize(&self, request: &AuthorizeRequest<'_>) -> Result<(), Raw> {
+    fn check_authorize(&self, request: &AuthorizeRequest<'_>) -> Result<(), Box<Raw>> {
         if request.response_type != Some("code") {
-            return Err(self.authorize_refused("response_type"));
+            return Err(Box::new(self.authorize_refused("response_type")));
         }
         if !request.scope.split(' ').any(|s| s == "openid") {
-            return Err(self.authorize_refused("scope"));
+            return Err(Box::new(self.authorize_refused("scope")));
         }
         match request.response_mode {
             None | Some("query") => Ok(()),
-            Some(_) => Err(self.authorize_refused("response_mode")),
+            Some(_) => Err(Box::new(self.authorize_refused("response_mode"))),
         }
     }
 

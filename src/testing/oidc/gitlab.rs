@@ -145,16 +145,19 @@ impl Dialect for Gitlab {
         )
     }
 
-    fn check_authorize(&self, request: &super::dialect::AuthorizeRequest<'_>) -> Result<(), Raw> {
+    fn check_authorize(
+        &self,
+        request: &super::dialect::AuthorizeRequest<'_>,
+    ) -> Result<(), Box<Raw>> {
         if request.response_type != Some("code") {
-            return Err(self.authorize_refused("response_type"));
+            return Err(Box::new(self.authorize_refused("response_type")));
         }
         if !request.scope.split(' ').any(|s| s == "openid") {
-            return Err(self.authorize_refused("scope"));
+            return Err(Box::new(self.authorize_refused("scope")));
         }
         match request.response_mode {
             None | Some("query" | "fragment" | "form_post") => Ok(()),
-            Some(_) => Err(self.authorize_refused("response_mode")),
+            Some(_) => Err(Box::new(self.authorize_refused("response_mode"))),
         }
     }
 

@@ -82,7 +82,7 @@ impl Dialect for Linkedin {
         }
     }
 
-    fn issuer(&self, site: &Site<'_>) -> Result<String, Raw> {
+    fn issuer(&self, site: &Site<'_>) -> Result<String, Box<Raw>> {
         Ok(issuer(site))
     }
 

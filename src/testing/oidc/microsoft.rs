@@ -243,7 +243,7 @@ impl Dialect for Microsoft {
         }
     }
 
-    fn issuer(&self, site: &Site<'_>) -> Result<String, Raw> {
+    fn issuer(&self, site: &Site<'_>) -> Result<String, Box<Raw>> {
         if let Some(issuer) = site.issuer {
             return Ok(issuer.to_owned());
         }
@@ -255,7 +255,7 @@ impl Dialect for Microsoft {
             t if is_guid(t) => t.to_owned(),
             _ => match site.tenant_of_domain {
                 Some(id) => id.to_owned(),
-                None => return Err(aadsts_answer(&[90002])),
+                None => return Err(Box::new(aadsts_answer(&[90002]))),
             },
         };
         Ok(format!("{base}/{id}/v2.0"))
@@ -338,16 +338,16 @@ impl Dialect for Microsoft {
         )
     }
 
-    fn check_authorize(&self, request: &AuthorizeRequest<'_>) -> Result<(), Raw> {
+    fn check_authorize(&self, request: &AuthorizeRequest<'_>) -> Result<(), Box<Raw>> {
         if !matches!(request.response_type, Some("code" | "code id_token")) {
-            return Err(self.authorize_refused("response_type"));
+            return Err(Box::new(self.authorize_refused("response_type")));
         }
         if !request.scope.split(' ').any(|s| s == "openid") {
-            return Err(self.authorize_refused("scope"));
+            return Err(Box::new(self.authorize_refused("scope")));
         }
         match request.response_mode {
             None | Some("query" | "fragment" | "form_post") => Ok(()),
-            Some(_) => Err(self.authorize_refused("response_mode")),
+            Some(_) => Err(Box::new(self.authorize_refused("response_mode"))),
         }
     }
 
