@@ -890,7 +890,7 @@ impl FakeOidc {
         let mut document = self.dialect.discovery(&DiscoveryCtx {
             base: site.base,
             issuer: &issuer,
-            tenant: site.tenant,
+            tenant: site.tenant_of_domain.or(site.tenant),
             auth_methods: inner.client_auth.iter().map(|m| m.name()).collect(),
             iss_parameter: inner.iss_parameter,
             alg,
@@ -1224,9 +1224,10 @@ impl FakeOidc {
             return Err(TokenError::RefreshInvalid);
         }
         // Doorkeeper (GitLab) checks a redirect_uri when one is sent.
-        if call
-            .field("redirect_uri")
-            .is_some_and(|r| r != stored.redirect_uri)
+        if self.dialect.checks_refresh_redirect_uri()
+            && call
+                .field("redirect_uri")
+                .is_some_and(|r| r != stored.redirect_uri)
         {
             return Err(TokenError::RefreshInvalid);
         }

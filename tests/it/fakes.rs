@@ -740,10 +740,15 @@ async fn microsoft_multi_tenant_discovery_and_jwks() {
             .json()["issuer"],
         format!("{url}/8eaef023-2b34-4da1-9baa-8bc8c9d6a490/v2.0")
     );
+    let by_domain = discovery("contoso.onmicrosoft.com").await.json();
     assert_eq!(
-        discovery("contoso.onmicrosoft.com").await.json()["issuer"],
+        by_domain["issuer"],
         format!("{url}/8eaef023-2b34-4da1-9baa-8bc8c9d6a490/v2.0"),
         "a domain names its tenant id"
+    );
+    assert_eq!(
+        by_domain["token_endpoint"],
+        format!("{url}/8eaef023-2b34-4da1-9baa-8bc8c9d6a490/oauth2/v2.0/token")
     );
     let unknown = discovery("nobody.example").await;
     assert_eq!(unknown.status, 400);

@@ -131,6 +131,7 @@ impl ClaimsCtx<'_> {
 pub(super) struct DiscoveryCtx<'a> {
     pub(super) base: &'a str,
     pub(super) issuer: &'a str,
+    /// The tenant of the path, or the tenant id it names when it is a known domain.
     pub(super) tenant: Option<&'a str>,
     /// What `token_endpoint_auth_methods_supported` lists.
     pub(super) auth_methods: Vec<&'static str>,
@@ -233,6 +234,12 @@ pub(super) trait Dialect: Send + Sync {
 
     /// Whether a `code_verifier` must be 43 to 128 unreserved characters (RFC 7636 §4.1).
     fn strict_verifier(&self) -> bool {
+        false
+    }
+
+    /// Whether a refresh that sends a `redirect_uri` must send the original one (Doorkeeper's
+    /// check, GitLab).
+    fn checks_refresh_redirect_uri(&self) -> bool {
         false
     }
 

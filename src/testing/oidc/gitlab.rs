@@ -165,6 +165,10 @@ impl Dialect for Gitlab {
         true
     }
 
+    fn checks_refresh_redirect_uri(&self) -> bool {
+        true
+    }
+
     fn echoes_scope(&self) -> bool {
         false
     }
