@@ -115,8 +115,9 @@
 //!
 //! A user enables nothing to get the library; both features are off by default.
 //!
-//! - `testing`: the `testing` module, fake GitHub, Facebook and OpenID Connect providers
-//!   served on loopback, for an app's own tests (`[dev-dependencies] rocket_social_auth =
+//! - `testing`: the `testing` module, fake GitHub, Facebook, Discord, X and OpenID Connect
+//!   (Google, GitLab, LinkedIn, Slack, Microsoft Entra ID, Apple) providers served on loopback,
+//!   for an app's own tests (`[dev-dependencies] rocket_social_auth =
 //!   { …, features = ["testing"] }`).
 //! - `dev`: the development provider (`kind = "dev"`), a GitHub-compatible provider the app
 //!   serves itself, for local development (the demo app enables it). Without it a

@@ -4,8 +4,18 @@
 //! `[dev-dependencies] rocket_social_auth = { …, features = ["testing"] }`.
 //!
 //! Each fake reproduces its provider's quirks (GitHub's HTTP 200 errors and form-encoded
-//! answers, Facebook's error envelope and `appsecret_proof`) and can inject faults, so that a
-//! client's handling of them can be tested.
+//! answers, Facebook's error envelope and `appsecret_proof`, Slack's `ok: false`, Microsoft's
+//! templated issuer and AADSTS bodies, Apple's `form_post` and ES256 client secrets, …) and can
+//! inject faults, so that a client's handling of them can be tested:
+//!
+//! - [`FakeGithub`], [`FakeFacebook`], [`FakeDiscord`], [`FakeX`]: OAuth 2.0 providers, one type
+//!   each.
+//! - [`FakeOidc`]: OpenID Connect providers, one type with a constructor per provider's dialect
+//!   ([`google`](FakeOidc::google), [`generic`](FakeOidc::generic), [`gitlab`](FakeOidc::gitlab),
+//!   [`linkedin`](FakeOidc::linkedin), [`slack`](FakeOidc::slack),
+//!   [`microsoft`](FakeOidc::microsoft), [`apple`](FakeOidc::apple)) and each quirk a setting.
+//! - [`FormPost`] reads a `response_mode=form_post` page (Apple's, Microsoft's) for tests that
+//!   have no browser.
 //!
 //! ```no_run
 //! use rocket_social_auth::testing::{FakeGithub, FakeUser};
@@ -31,16 +41,31 @@ use crate::login_error::escape as html_escape;
 
 // With the `dev` feature alone, only the GitHub fake (the development provider) is built.
 #[cfg(feature = "testing")]
+mod discord;
+#[cfg(feature = "testing")]
 mod facebook;
+#[cfg(feature = "testing")]
+mod form_post;
 mod github;
 #[cfg(feature = "testing")]
 mod oidc;
+#[cfg(feature = "testing")]
+mod x;
 
 #[cfg(feature = "testing")]
+pub use discord::{DiscordFault, DiscordRateLimitScope, FakeDiscord, FakeDiscordUser};
+#[cfg(feature = "testing")]
 pub use facebook::{FacebookFault, FakeFacebook, FakeFacebookUser};
+#[cfg(feature = "testing")]
+pub use form_post::FormPost;
 pub use github::{ApiFault, FakeGithub, FakeUser, TokenFault, TokenMode};
 #[cfg(feature = "testing")]
-pub use oidc::{ClientAuth, FakeOidc, FakeOidcUser, IdTokenFault};
+pub use oidc::{
+    ClientAuth, FakeOidc, FakeOidcUser, IdTokenFault, OidcFault, RefreshRotation, RefreshTokens,
+    SigningAlg,
+};
+#[cfg(feature = "testing")]
+pub use x::{FakeX, FakeXUser, XFault, XFieldRefusal};
 
 /// An answer of any shape, to inject as a fault: any status, any `Content-Type` (or none) and
 /// any body bytes — what a broken provider, a proxy's error page or a truncated reply may send.
@@ -209,4 +234,71 @@ fn json_answer(status: Status, value: Value) -> Raw {
         body: value.to_string(),
         headers: Vec::new(),
     }
+}
+
+/// The HTTP Basic credentials of an `Authorization` header, each part form-decoded as RFC 6749
+/// §2.3.1 requires.
+#[cfg(feature = "testing")]
+fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {
+    use base64::Engine;
+    let decoded = authorization?.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(decoded.trim())
+        .ok()?;
+    let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    let decode = |v: &str| {
+        url::form_urlencoded::parse(format!("v={v}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((decode(id)?, decode(secret)?))
+}
+
+/// The token of an `Authorization: Bearer` header.
+#[cfg(feature = "testing")]
+fn bearer_token(authorization: Option<&str>) -> Option<String> {
+    authorization?.strip_prefix("Bearer ").map(str::to_owned)
+}
+
+/// What the OAuth 2.0 fakes read of a request besides its body.
+#[cfg(feature = "testing")]
+struct Caller {
+    basic: Option<(String, String)>,
+    bearer: Option<String>,
+    /// Whether the body is `application/x-www-form-urlencoded`.
+    form_body: bool,
+}
+
+#[cfg(feature = "testing")]
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for Caller {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> rocket::request::Outcome<Self, Self::Error> {
+        let authorization = request.headers().get_one("Authorization");
+        rocket::request::Outcome::Success(Caller {
+            basic: basic_credentials(authorization),
+            bearer: bearer_token(authorization),
+            form_body: request.content_type().is_some_and(|c| c.is_form()),
+        })
+    }
+}
+
+/// A form body's fields (at most 64 KiB read), in order.
+#[cfg(feature = "testing")]
+async fn read_form(body: rocket::Data<'_>) -> Vec<(String, String)> {
+    use rocket::data::ToByteUnit;
+    match body.open(64.kibibytes()).into_bytes().await {
+        Ok(bytes) => url::form_urlencoded::parse(&bytes).into_owned().collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The first value of `name` in `pairs`.
+#[cfg(feature = "testing")]
+fn pair<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }

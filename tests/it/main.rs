@@ -7,6 +7,7 @@ mod config;
 mod custom_provider;
 mod discovery;
 mod facebook;
+mod fakes;
 mod faults;
 mod flows;
 mod fuzz;
