@@ -1,5 +1,5 @@
-//! [`SocialAuthFairing`]: reads `[social_auth]`, opens the database, runs the migrations,
-//! builds the providers and mounts the routes.
+//! [`SocialAuthFairing`]: reads `[social_auth]`, builds the providers through their kinds, opens
+//! the database, runs the migrations and mounts the routes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use crate::policy::{AllowAll, Policy};
 use crate::provider::{Attachment, HttpClient, Provider, ProviderContext, ProviderKinds};
 use crate::routes::routes;
 use crate::service::{AuthService, ProviderEntry};
-use crate::store::{LoginOptions, ReencryptReport, Store, StoreError};
+use crate::store::{LoginOptions, Store};
 use crate::vault::TokenVault;
 
 /// The fairing that gives a Rocket app social login.
@@ -274,7 +274,7 @@ struct Prepared {
 }
 
 /// Reads and checks `[social_auth]`; the error names the key.
-fn read_config(figment: &Figment) -> Result<Config, String> {
+pub(crate) fn read_config(figment: &Figment) -> Result<Config, String> {
     let config: Config = figment.extract_inner("social_auth").map_err(|e| {
         let message = e
             .clone()
@@ -306,7 +306,7 @@ fn read_config(figment: &Figment) -> Result<Config, String> {
 }
 
 /// The token vault of a configuration; an empty `token_keys` gives a per-process key (debug).
-fn vault(config: &Config) -> Result<TokenVault, ConfigError> {
+pub(crate) fn vault(config: &Config) -> Result<TokenVault, ConfigError> {
     match TokenVault::from_config(&config.token_keys)? {
         Some(vault) => Ok(vault),
         None => {
@@ -385,72 +385,4 @@ impl Fairing for SocialAuthFairing {
             rocket::tokio::spawn(upkeep.run(rocket.shutdown()));
         }
     }
-}
-
-/// Re-encrypts every stored provider token under the first of `token_keys` (and seals tokens
-/// stored in plain text), for key rotation: `cargo run -- reencrypt` in the demo.
-///
-/// It reads the same configuration as the fairing (`figment` is usually
-/// `rocket::Config::figment()`), works in batches with compare-and-set updates, so it is safe
-/// while the app serves and can be stopped and run again at any time.
-///
-/// ```no_run
-/// # async fn rotate() -> Result<(), rocket_social_auth::Error> {
-/// let report = rocket_social_auth::reencrypt(&rocket::Config::figment()).await?;
-/// println!("{} tokens rewritten", report.rewritten);
-/// # Ok(()) }
-/// ```
-pub async fn reencrypt(figment: &Figment) -> Result<ReencryptReport, Error> {
-    install_crypto();
-    let config = read_config(figment).map_err(|e| Error::new(ErrorKind::Config, e))?;
-    let vault = vault(&config).map_err(|e| {
-        Error::caused_by(ErrorKind::Config, format!("invalid configuration: {e}"), e)
-    })?;
-    if config.token_keys.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Config,
-            "`social_auth.token_keys` is empty: there is no key to encrypt with",
-        ));
-    }
-    let db_figment = figment
-        .focus("databases.social_auth")
-        .join(("connect_timeout", 5))
-        .join(("max_connections", 2));
-    let pool = <crate::db::SqlxPool as rocket_db_pools::Pool>::init(&db_figment)
-        .await
-        .map_err(|e| match e {
-            // A configuration the pool cannot read is the configuration's fault…
-            rocket_db_pools::Error::Config(e) => Error::caused_by(
-                ErrorKind::Config,
-                format!("`databases.social_auth`: {e}"),
-                e,
-            ),
-            // …a database that does not answer is the database's.
-            rocket_db_pools::Error::Init(e) | rocket_db_pools::Error::Get(e) => Error::caused_by(
-                ErrorKind::DatabaseUnavailable,
-                "the database `databases.social_auth` cannot be reached",
-                e,
-            ),
-        })?;
-    if config.migrate {
-        db::migrate(&pool).await.map_err(|e| match e {
-            // The pool connects lazily: this is where an unreachable database shows.
-            sqlx::migrate::MigrateError::Execute(e) => match StoreError::from(e) {
-                StoreError::Unavailable(e) => Error::caused_by(
-                    ErrorKind::DatabaseUnavailable,
-                    "the database `databases.social_auth` cannot be reached",
-                    e,
-                ),
-                other => Error::caused_by(ErrorKind::Database, "the migrations failed", other),
-            },
-            e => Error::caused_by(ErrorKind::Database, "the migrations failed", e),
-        })?;
-    }
-    let store = Store::new(sqlx::AnyPool::clone(&pool), Arc::new(vault));
-    let mut report = ReencryptReport::default();
-    let mut after = 0;
-    while let Some(last) = store.reencrypt_batch(after, 200, &mut report).await? {
-        after = last;
-    }
-    Ok(report)
 }

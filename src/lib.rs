@@ -79,7 +79,10 @@
 //! Provider kinds: `github` (and GitHub Enterprise with `authorize_url`, `token_url`,
 //! `api_url`), `facebook`, `google`, `oidc` (discovery from `issuer`), and `dev` (the
 //! development provider, with the `dev` feature, only in the debug profile on a loopback
-//! `public_url`). A table named after its kind need not say `kind`.
+//! `public_url`), and any kind the app registers (below). A table named after its kind need not
+//! say `kind`; every table may say `link_by_verified_email`; each kind reads its other keys and
+//! refuses those it does not have. [`SocialAuthFairing::check_config`] runs the launch's
+//! checks without launching.
 //!
 //! # Use the guards
 //!
@@ -94,6 +97,106 @@
 //! The routes under `base`: `GET /<provider>` (login), `/<provider>/callback`,
 //! `POST /<provider>/link` and `/unlink`, `/session`, `/token`, `/<provider>/refresh`,
 //! `/logout`, `POST /logout_all`, and `/jwks.json` with an asymmetric algorithm.
+//!
+//! # Adding a provider
+//!
+//! A provider this crate does not have is a type that implements [`Provider`] (the authorize
+//! URL, the code exchange, the profile, and optionally the refresh), and a *kind*: a function
+//! from the typed settings of its table to the provider, registered on the fairing with
+//! [`SocialAuthFairing::provider_kind`]. The crate keeps the flow (`state`, PKCE, `nonce`), the
+//! users, the encrypted tokens, the refresh lease and the JWT; the provider only speaks to its
+//! provider. [`provider::OAuth2Client`] does the OAuth 2.0 parts, [`provider::HttpClient`] (from
+//! the [`provider::ProviderContext`]) every HTTP call, with the crate's timeouts and without
+//! redirects; the context's checks name the key of a wrong value.
+//!
+//! ```no_run
+//! use rocket::async_trait;
+//! use rocket_social_auth::provider::{
+//!     FlowParams, OAuth2Client, OAuth2Settings, Profile, Provider, ProviderContext,
+//!     ProviderError, TokenSet,
+//! };
+//! use rocket_social_auth::{ConfigError, Secret, SocialAuthFairing};
+//!
+//! /// `[default.social_auth.providers.acme]`: `client_id`, `client_secret`, and `url`
+//! /// (where Acme is; for its test double).
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct AcmeSettings {
+//!     client_id: Option<String>,
+//!     client_secret: Option<Secret>,
+//!     url: Option<String>,
+//! }
+//!
+//! struct Acme {
+//!     oauth: OAuth2Client,
+//!     me: String,
+//! }
+//!
+//! fn acme(settings: AcmeSettings, ctx: &ProviderContext) -> Result<Acme, ConfigError> {
+//!     let root = ctx.url_or("url", settings.url.as_deref(), "https://acme.example")?;
+//!     let oauth = OAuth2Settings::new(
+//!         ctx.required("client_id", settings.client_id)?,
+//!         ctx.required_secret("client_secret", settings.client_secret)?,
+//!         root.join("/oauth/authorize").map_err(|e| ConfigError::new(ctx.key("url"), e.to_string()))?,
+//!         root.join("/oauth/token").map_err(|e| ConfigError::new(ctx.key("url"), e.to_string()))?,
+//!         ctx.callback_url().clone(),
+//!     )
+//!     .scopes(vec!["profile".into(), "email".into()]);
+//!     Ok(Acme {
+//!         oauth: OAuth2Client::new(oauth, ctx.http().clone()),
+//!         me: format!("{}/api/me", root.as_str().trim_end_matches('/')),
+//!     })
+//! }
+//!
+//! #[async_trait]
+//! impl Provider for Acme {
+//!     async fn authorize_url(&self, flow: &FlowParams<'_>) -> Result<url::Url, ProviderError> {
+//!         Ok(self.oauth.authorize_url(flow, &[]))
+//!     }
+//!
+//!     async fn exchange_code(&self, code: &str, flow: &FlowParams<'_>)
+//!         -> Result<TokenSet, ProviderError> {
+//!         self.oauth.exchange_code(code, flow).await
+//!     }
+//!
+//!     async fn profile(&self, tokens: &TokenSet, _: &FlowParams<'_>)
+//!         -> Result<Profile, ProviderError> {
+//!         let http = self.oauth.http();
+//!         let me: serde_json::Value = http
+//!             .send(http.get(&self.me).bearer_auth(tokens.access_token.expose()))
+//!             .await?
+//!             .json("Acme GET /api/me")?;
+//!         // Key the user on the provider's immutable id, never on a name or an email.
+//!         let id = me["id"].as_str().ok_or_else(|| ProviderError::bad_response("no id"))?;
+//!         let mut profile = Profile::new(id, me.clone());
+//!         if let (Some(email), Some(true)) = (me["email"].as_str(), me["email_verified"].as_bool()) {
+//!             profile = profile.verified_email(email);
+//!         }
+//!         Ok(profile)
+//!     }
+//!
+//!     async fn refresh(&self, token: &Secret) -> Result<TokenSet, ProviderError> {
+//!         self.oauth.refresh(token).await
+//!     }
+//! }
+//!
+//! #[rocket::launch]
+//! fn rocket() -> _ {
+//!     rocket::build().attach(SocialAuthFairing::new().provider_kind("acme", acme))
+//! }
+//! ```
+//!
+//! and in `Rocket.toml`, under any name:
+//!
+//! ```toml
+//! [default.social_auth.providers.acme]
+//! client_id = "…"
+//! client_secret = "…"
+//! ```
+//!
+//! A built-in provider is the same: one file in `src/provider/` with its settings, defaults and
+//! wire logic, and one line in `src/provider/registry.rs`; its fake goes in `src/testing/`.
+//! `tests/it/custom_provider.rs` signs in through a provider written outside the crate.
 //!
 //! # Security, in short
 //!
@@ -126,7 +229,9 @@
 //! # Re-exports
 //!
 //! [`sqlx`] and [`serde_json`] appear in public signatures ([`Policy::on_user_created`],
-//! [`Policy::extra_claims`]): use these re-exports so that the versions match.
+//! [`Policy::extra_claims`]), [`url`] and [`reqwest`] in the provider interface
+//! ([`Provider::authorize_url`], [`provider::HttpClient`]): use these re-exports so that the
+//! versions match.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
@@ -147,6 +252,7 @@ mod model;
 mod policy;
 pub mod provider;
 mod ratelimit;
+mod reencrypt;
 mod reply;
 mod routes;
 mod secret;
@@ -170,13 +276,14 @@ pub use config::{
 };
 pub use db::{AuthDb, SqlxPool};
 pub use error::{Error, ErrorKind};
-pub use fairing::{reencrypt, SocialAuthFairing};
+pub use fairing::SocialAuthFairing;
 pub use flow::is_local_path;
 pub use guard::{AuthUser, SocialAuth};
 pub use jwt::{Claims, Identity, IssuedJwt};
 pub use model::{SignIn, User};
 pub use policy::{Denied, Policy};
 pub use provider::Provider;
+pub use reencrypt::reencrypt;
 pub use reply::{RefreshReply, TokenReply, UnlinkReply};
 pub use secret::Secret;
 pub use service::AuthService;
