@@ -103,6 +103,15 @@ impl ProviderKinds {
         said: Option<&'k str>,
     ) -> Result<&'k str, ConfigError> {
         let key = |k: &str| format!("social_auth.providers.{name}{k}");
+        if !cfg!(feature = "dev")
+            && said.unwrap_or(name) == "dev"
+            && !self.kinds.contains_key("dev")
+        {
+            return Err(ConfigError::new(
+                key(""),
+                "is the development provider, but rocket_social_auth was built without its `dev` feature: enable it (`features = [\"dev\"]`) for local development, or remove this table",
+            ));
+        }
         match said {
             Some(kind) if self.kinds.contains_key(kind) => Ok(kind),
             Some(kind) => Err(ConfigError::new(
