@@ -14,6 +14,7 @@ mod fuzz;
 mod github;
 mod guard;
 mod hardening;
+mod microsoft;
 mod oidc;
 mod ratelimit;
 mod refresh;
