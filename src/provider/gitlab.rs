@@ -1,7 +1,7 @@
 //! GitLab (gitlab.com or a self-managed instance) as an OpenID provider: OpenID Connect with
 //! the issuer defaulting to `https://gitlab.com`, and refresh tokens that rotate.
 
-use super::oidc::{Oidc, OidcSettings, Quirks, STANDARD};
+use super::oidc::{Offline, Oidc, OidcSettings, Quirks, STANDARD};
 use super::ProviderContext;
 use crate::config::ConfigError;
 
@@ -11,6 +11,8 @@ const GITLAB: Quirks = Quirks {
     default_issuer: Some("https://gitlab.com"),
     // Doorkeeper documents `redirect_uri` (the original one) as a parameter of a refresh.
     refresh_redirect_uri: true,
+    // Refresh tokens come without being asked for (no `offline_access` scope).
+    offline: Offline::Implicit,
     ..STANDARD
 };
 

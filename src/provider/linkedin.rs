@@ -3,7 +3,7 @@
 //! discovery does not say so.
 
 use super::oauth2::TokenAuth;
-use super::oidc::{Oidc, OidcSettings, Quirks, STANDARD};
+use super::oidc::{Offline, Oidc, OidcSettings, Quirks, STANDARD};
 use super::ProviderContext;
 use crate::config::ConfigError;
 
@@ -17,6 +17,8 @@ const LINKEDIN: Quirks = Quirks {
     nonce_echoed: false,
     // Discovery omits `token_endpoint_auth_methods_supported`, and Basic is refused.
     default_token_auth: Some(TokenAuth::Post),
+    // Refresh tokens come without being asked for (no `offline_access` scope).
+    offline: Offline::Implicit,
     ..STANDARD
 };
 

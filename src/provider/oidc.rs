@@ -118,6 +118,10 @@ pub(crate) enum Offline {
     Scope,
     /// Google's: `access_type=offline` and `prompt=consent`.
     AccessType,
+    /// Nothing to ask: the provider grants a refresh token when the app is set up for one
+    /// (GitLab always; Slack with token rotation; LinkedIn for approved apps), and refuses an
+    /// `offline_access` scope it does not know.
+    Implicit,
 }
 
 /// The specification, without quirks.
@@ -246,6 +250,19 @@ enum DiscoveryError {
 impl From<DiscoveryError> for ProviderError {
     fn from(e: DiscoveryError) -> Self {
         ProviderError::BadResponse(e.to_string())
+    }
+}
+
+/// A refused discovery document of provider `name`: one that can never work with the table is
+/// [`ProviderError::Misconfigured`], naming the key that fixes it (and fails the launch); any
+/// other keeps the provider unavailable until discovery is tried again.
+fn refused_discovery(name: &str, e: DiscoveryError) -> ProviderError {
+    match e {
+        e @ DiscoveryError::NoClientAuth(_) => ProviderError::Misconfigured(ConfigError::new(
+            format!("social_auth.providers.{name}.token_auth"),
+            e.to_string(),
+        )),
+        e => e.into(),
     }
 }
 
@@ -639,14 +656,7 @@ impl Oidc {
             &self.quirks,
             self.tenancy.as_ref(),
         )
-        .map_err(|e| match e {
-            // It can never work with this table: the key that fixes it.
-            e @ DiscoveryError::NoClientAuth(_) => ProviderError::Misconfigured(ConfigError::new(
-                format!("social_auth.providers.{}.token_auth", self.name),
-                e.to_string(),
-            )),
-            e => e.into(),
-        })
+        .map_err(|e| refused_discovery(&self.name, e))
     }
 
     /// Fetches the provider's keys.
@@ -910,7 +920,7 @@ impl Provider for Oidc {
                 q.append_pair("code_challenge", challenge.as_str())
                     .append_pair("code_challenge_method", "S256");
             }
-            if self.offline {
+            if self.offline && self.quirks.offline != Offline::Implicit {
                 if self.quirks.offline == Offline::AccessType {
                     q.append_pair("access_type", "offline");
                 }
@@ -1088,6 +1098,22 @@ mod tests {
         }
         let err = client_auth(None, None, list(&["none"])).unwrap_err();
         assert!(err.to_string().contains("set `token_auth`"), "{err}");
+        match refused_discovery("acme", err) {
+            ProviderError::Misconfigured(e) => assert!(
+                e.to_string()
+                    .starts_with("`social_auth.providers.acme.token_auth`"),
+                "{e}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let other = DiscoveryError::OtherIssuer {
+            found: "https://evil.example".into(),
+            expected: "https://idp.example".into(),
+        };
+        assert!(matches!(
+            refused_discovery("acme", other),
+            ProviderError::BadResponse(_)
+        ));
     }
 
     const FIELDS: [&str; 4] = [

@@ -2,7 +2,7 @@
 //! whose users are keyed on their workspace and user ids (Slack's `https://slack.com/` claims),
 //! without PKCE, and with rotating refresh tokens when the app enables token rotation.
 
-use super::oidc::{Oidc, OidcSettings, Quirks, Subject, STANDARD};
+use super::oidc::{Offline, Oidc, OidcSettings, Quirks, Subject, STANDARD};
 use super::ProviderContext;
 use crate::config::ConfigError;
 
@@ -15,6 +15,8 @@ const SLACK: Quirks = Quirks {
     subject: Subject::SlackTeamUser,
     // `{"ok": false, "error": "invalid_refresh_token"}`: the grant is dead, sign in again.
     dead_grant_codes: &["invalid_refresh_token", "token_revoked", "token_expired"],
+    // Refresh tokens come without being asked for (no `offline_access` scope).
+    offline: Offline::Implicit,
     ..STANDARD
 };
 
