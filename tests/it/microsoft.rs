@@ -165,12 +165,22 @@ async fn microsoft_offline_refresh_replaces_the_refresh_token(db: TestDb) {
     assert!(e.fake.is_valid_refresh_token(&second));
     assert_eq!(e.fake.refresh_calls(), 1);
 
-    // AADSTS700082 (expired by inactivity) is `invalid_grant`: sign in again.
-    e.fake
-        .set_token_fault(Some(OidcFault::Error("AADSTS700082".into())));
-    let r = app.client.post("/auth/microsoft/refresh").dispatch().await;
-    assert_eq!(r.status(), Status::Unauthorized);
-    assert_eq!(json(r).await, json!({"status": "reauthenticate"}));
+    // Expired by inactivity, revoked grant, sign-in frequency: `invalid_grant`, sign in again.
+    for fault in ["AADSTS700082", "AADSTS50173", "AADSTS70043"] {
+        e.fake.set_token_fault(None);
+        assert_eq!(
+            login_with(&app.client, "microsoft").await.0,
+            Status::SeeOther
+        );
+        e.fake.set_token_fault(Some(OidcFault::Error(fault.into())));
+        let r = app.client.post("/auth/microsoft/refresh").dispatch().await;
+        assert_eq!(r.status(), Status::Unauthorized, "{fault}");
+        assert_eq!(
+            json(r).await,
+            json!({"status": "reauthenticate"}),
+            "{fault}"
+        );
+    }
 }
 
 async fn microsoft_allowed_tenants_and_tenant_classes(db: TestDb) {
