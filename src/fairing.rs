@@ -359,8 +359,14 @@ impl Fairing for SocialAuthFairing {
             }
         }
         for (name, entry) in &providers {
-            if let Err(e) = entry.client.warm_up().await {
-                log::error!("social_auth: provider `{name}` is unavailable for now: {e}");
+            match entry.client.warm_up().await {
+                Ok(()) => {}
+                // What it publishes can never work with its table: fail, naming the key.
+                Err(crate::provider::ProviderError::Misconfigured(e)) => {
+                    log::error!("social_auth: provider `{name}`: {e}");
+                    return Err(rocket);
+                }
+                Err(e) => log::error!("social_auth: provider `{name}` is unavailable for now: {e}"),
             }
         }
         let rocket = attachments

@@ -53,6 +53,8 @@ impl LoginError {
             }
             LoginError::Provider(ProviderError::Timeout) => Status::GatewayTimeout,
             LoginError::Provider(ProviderError::Unavailable(_)) => Status::ServiceUnavailable,
+            LoginError::Provider(ProviderError::TenantNotAllowed(_)) => Status::Forbidden,
+            LoginError::Provider(ProviderError::Misconfigured(_)) => Status::InternalServerError,
             LoginError::Provider(_) => Status::BadGateway,
             LoginError::Store(e) => e.status(),
             LoginError::Token => Status::InternalServerError,
@@ -76,6 +78,8 @@ impl LoginError {
             LoginError::Provider(ProviderError::NonceMismatch) => "nonce_mismatch",
             LoginError::Provider(ProviderError::IssuerMismatch) => "issuer_mismatch",
             LoginError::Provider(ProviderError::Unavailable(_)) => "provider_unavailable",
+            LoginError::Provider(ProviderError::TenantNotAllowed(_)) => "tenant_not_allowed",
+            LoginError::Provider(ProviderError::Misconfigured(_)) => "provider_misconfigured",
             LoginError::Provider(_) => "provider_error",
             LoginError::Store(e) => e.code(),
             LoginError::Token => "token_error",
@@ -120,6 +124,8 @@ impl LoginError {
             LoginError::Provider(ProviderError::NonceMismatch) => "The provider's answer does not belong to the sign-in started in this browser. Please sign in again.".into(),
             LoginError::Provider(ProviderError::Unavailable(_)) => "The provider cannot be reached right now. Please try again shortly.".into(),
             LoginError::Provider(ProviderError::IssuerMismatch) => "The answer does not come from the provider this sign-in was started with. Please sign in again.".into(),
+            LoginError::Provider(ProviderError::TenantNotAllowed(_)) => "Accounts of your organization may not sign in here.".into(),
+            LoginError::Provider(ProviderError::Misconfigured(_)) => "This sign-in provider is misconfigured; the site's operator has been told.".into(),
             LoginError::Provider(e) => format!("The provider could not complete the sign-in: {}", sanitize(&e.to_string(), 300)),
             LoginError::Store(StoreError::Unavailable(_)) => "The user database is unavailable. Please try again shortly.".into(),
             LoginError::Store(_) => "The sign-in could not be recorded.".into(),
@@ -161,6 +167,9 @@ impl<'r> Responder<'r, 'static> for LoginError {
         let status = self.status();
         match &self {
             LoginError::Store(e) => log::error!("social_auth: login failed: {e}"),
+            LoginError::Provider(e @ ProviderError::Misconfigured(_)) => {
+                log::error!("social_auth: login failed: {e}")
+            }
             LoginError::Provider(e) => log::warn!("social_auth: login failed: {e}"),
             _ => log::info!("social_auth: login refused: {}", self.code()),
         }

@@ -184,6 +184,7 @@ pub(crate) fn with_context<R>(
     let config: Config = rocket::figment::Figment::from(Toml::string(toml))
         .extract_inner("social_auth")
         .expect("config parses");
+    crate::jwt::install_crypto();
     let profile = Profile::new("debug");
     let http = HttpClient::new(std::time::Duration::from_secs(1)).expect("client");
     let ctx = ProviderContext::new(name, &config, &profile, http).expect("context");

@@ -1,7 +1,7 @@
 //! Google: OpenID Connect with Google's quirks, which are all here: the default issuer, the
 //! scheme-less issuer its `id_token`s may carry, and `access_type=offline` for a refresh token.
 
-use super::oidc::{Offline, Oidc, OidcSettings, Quirks};
+use super::oidc::{Offline, Oidc, OidcSettings, Quirks, STANDARD};
 use super::ProviderContext;
 use crate::config::ConfigError;
 
@@ -14,6 +14,7 @@ const GOOGLE: Quirks = Quirks {
     // Google ignores `offline_access`; it takes `access_type=offline` (and `prompt=consent` to
     // send a refresh token again on a later consent).
     offline: Offline::AccessType,
+    ..STANDARD
 };
 
 /// The kind `google`: a `kind = "oidc"` table whose `issuer` defaults to Google's.

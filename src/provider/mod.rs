@@ -21,11 +21,15 @@ use crate::secret::Secret;
 mod context;
 pub(crate) mod facebook;
 pub(crate) mod github;
+mod gitlab;
 mod google;
 mod http_client;
+mod linkedin;
+mod microsoft;
 mod oauth2;
 mod oidc;
 mod registry;
+mod slack;
 
 pub(crate) use context::Attachment;
 pub use context::ProviderContext;
@@ -306,6 +310,17 @@ pub enum ProviderError {
     /// one (RFC 9207) (400).
     #[error("the authorization response does not come from this provider's issuer")]
     IssuerMismatch,
+    /// The user's organization (a Microsoft tenant) may not sign in here: not among
+    /// `allowed_tenants`, or not of the tenant class the table names (403
+    /// `tenant_not_allowed`).
+    #[error("the tenant `{0}` may not sign in here")]
+    TenantNotAllowed(String),
+    /// What the provider publishes can never work with this table (e.g. its discovery
+    /// advertises no client authentication we are configured for): the error names the key that
+    /// fixes it. From [`Provider::warm_up`] it fails the launch; later, the routes answer 500
+    /// `provider_misconfigured`.
+    #[error("{0}")]
+    Misconfigured(crate::config::ConfigError),
 }
 
 impl ProviderError {
@@ -430,7 +445,9 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// Called once at launch, e.g. to fetch a discovery document. A failure is logged and the
-    /// app launches anyway: a provider that is down must not take the app down.
+    /// app launches anyway: a provider that is down must not take the app down. The exception
+    /// is [`ProviderError::Misconfigured`]: what the provider published can never work with its
+    /// table, and the launch fails naming the key that fixes it.
     async fn warm_up(&self) -> Result<(), ProviderError> {
         Ok(())
     }

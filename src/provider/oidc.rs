@@ -30,33 +30,37 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 use url::Url;
 
-use super::oauth2::{token_error, token_set};
+use super::microsoft::{is_guid, Tenancy, TENANT_TEMPLATE};
+use super::oauth2::{token_error, token_set, TokenAuth};
 use super::{FlowParams, Profile, Provider, ProviderContext, ProviderError, TokenSet};
 use crate::clock::now;
 use crate::config::{is_loopback, ConfigError};
 use crate::provider::http_client::HttpClient;
 use crate::secret::Secret;
 
-/// A `kind = "oidc"` table (and `kind = "google"`, whose `issuer` has a default).
+/// A `kind = "oidc"` table (and `google`, `gitlab`, `linkedin`, `slack`, whose `issuer` has a
+/// default).
 ///
 /// ```toml
-/// [default.social_auth.providers.gitlab]
+/// [default.social_auth.providers.acme]
 /// kind = "oidc"
-/// issuer = "https://gitlab.com"   # discovery is at {issuer}/.well-known/openid-configuration
+/// issuer = "https://id.acme.example"   # discovery is at {issuer}/.well-known/openid-configuration
 /// client_id = "…"
-/// client_secret = "…"
+/// client_secret = "…"                  # not with token_auth = "none"
 /// scopes = ["openid", "email", "profile"]
-/// offline = false                 # ask for a refresh token
+/// offline = false                      # ask for a refresh token
+/// token_auth = "basic"                 # or "post", "none"; default: what discovery advertises
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OidcSettings {
-    client_id: Option<String>,
-    client_secret: Option<Secret>,
-    issuer: Option<String>,
-    scopes: Option<Vec<String>>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<Secret>,
+    pub(crate) issuer: Option<String>,
+    pub(crate) scopes: Option<Vec<String>>,
     #[serde(default)]
-    offline: bool,
+    pub(crate) offline: bool,
+    pub(crate) token_auth: Option<TokenAuth>,
 }
 
 /// How an OpenID provider departs from the specification, or adds to it.
@@ -68,6 +72,43 @@ pub(crate) struct Quirks {
     pub bare_issuer: bool,
     /// How a refresh token is asked for when `offline = true`.
     pub offline: Offline,
+    /// Send a PKCE S256 challenge and verifier (LinkedIn refuses a `code_verifier` from a web
+    /// app; Slack's confidential clients take none).
+    pub pkce: bool,
+    /// The `id_token` carries our `nonce`. `false` for LinkedIn alone, which never echoes
+    /// one: a `nonce` it does send must still match.
+    pub nonce_echoed: bool,
+    /// The client authentication when neither the table (`token_auth`) nor discovery says
+    /// (LinkedIn: `client_secret_post`, as Basic is refused and discovery is silent).
+    pub default_token_auth: Option<TokenAuth>,
+    /// Which claims make the user's immutable id.
+    pub subject: Subject,
+    /// The provider vouches for `email_verified` (Microsoft does not: its `email` is mutable
+    /// and unverified, so it never links accounts).
+    pub vouches_for_email: bool,
+    /// The picture claim is an image a browser can load (Microsoft's userinfo `picture` is a
+    /// Graph URL that needs the access token).
+    pub picture: bool,
+    /// A refresh re-sends the callback URL (GitLab's Doorkeeper documents it as required).
+    pub refresh_redirect_uri: bool,
+    /// A refresh re-sends the scopes (Microsoft, as its refresh documentation asks).
+    pub refresh_scope: bool,
+    /// Token error codes that mean the grant is dead for good, besides `invalid_grant`
+    /// (Slack's `invalid_refresh_token`).
+    pub dead_grant_codes: &'static [&'static str],
+}
+
+/// Which claims of the `id_token` key the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subject {
+    /// `sub`, as the specification says.
+    Sub,
+    /// Microsoft: `{tid}/{oid}`, the tenant and the object id (the same for every app of the
+    /// tenant; `sub` is pairwise, per app).
+    TenantObject,
+    /// Slack: `{team_id}/{user_id}` from its `https://slack.com/` claims (`sub` is unique only
+    /// within a workspace).
+    SlackTeamUser,
 }
 
 /// How a provider is asked for a refresh token.
@@ -77,13 +118,26 @@ pub(crate) enum Offline {
     Scope,
     /// Google's: `access_type=offline` and `prompt=consent`.
     AccessType,
+    /// Nothing to ask: the provider grants a refresh token when the app is set up for one
+    /// (GitLab always; Slack with token rotation; LinkedIn for approved apps), and refuses an
+    /// `offline_access` scope it does not know.
+    Implicit,
 }
 
 /// The specification, without quirks.
-const STANDARD: Quirks = Quirks {
+pub(crate) const STANDARD: Quirks = Quirks {
     default_issuer: None,
     bare_issuer: false,
     offline: Offline::Scope,
+    pkce: true,
+    nonce_echoed: true,
+    default_token_auth: None,
+    subject: Subject::Sub,
+    vouches_for_email: true,
+    picture: true,
+    refresh_redirect_uri: false,
+    refresh_scope: false,
+    dead_grant_codes: &[],
 };
 
 /// The kind `oidc`.
@@ -144,7 +198,7 @@ struct Metadata {
     token: Url,
     userinfo: Option<Url>,
     jwks_uri: Url,
-    auth: AuthType,
+    auth: TokenAuth,
     /// RFC 9207: the provider puts `iss` in every authorization response.
     iss_parameter: bool,
 }
@@ -181,14 +235,55 @@ enum DiscoveryError {
          configured issuer is loopback http): `{url}`"
     )]
     Insecure { field: &'static str, url: String },
-    /// The token endpoint supports no client authentication we speak.
-    #[error("the token endpoint supports none of client_secret_basic, client_secret_post: {0:?}")]
+    /// The token endpoint supports no client authentication we speak: set `token_auth`.
+    #[error(
+        "discovery advertises only the client authentication {0:?} at the token endpoint, none \
+         of client_secret_basic, client_secret_post; set `token_auth` to one it takes \
+         (\"none\" for a public client with PKCE)"
+    )]
     NoClientAuth(Vec<String>),
+    /// The issuer's discovery is not that of the tenant the table names (Microsoft).
+    #[error("discovery names the issuer `{found}`, which is not that of the tenant `{tenant}`")]
+    OtherTenant { found: String, tenant: String },
 }
 
 impl From<DiscoveryError> for ProviderError {
     fn from(e: DiscoveryError) -> Self {
         ProviderError::BadResponse(e.to_string())
+    }
+}
+
+/// A refused discovery document of provider `name`: one that can never work with the table is
+/// [`ProviderError::Misconfigured`], naming the key that fixes it (and fails the launch); any
+/// other keeps the provider unavailable until discovery is tried again.
+fn refused_discovery(name: &str, e: DiscoveryError) -> ProviderError {
+    match e {
+        e @ DiscoveryError::NoClientAuth(_) => ProviderError::Misconfigured(ConfigError::new(
+            format!("social_auth.providers.{name}.token_auth"),
+            e.to_string(),
+        )),
+        e => e.into(),
+    }
+}
+
+/// The client authentication `methods` (discovery's `token_endpoint_auth_methods_supported`)
+/// leave us, unless the table's `configured` one overrides them: `client_secret_basic` (the
+/// default when discovery says nothing), else `client_secret_post`, else `fallback`.
+fn client_auth(
+    configured: Option<TokenAuth>,
+    fallback: Option<TokenAuth>,
+    methods: Option<Vec<String>>,
+) -> Result<TokenAuth, DiscoveryError> {
+    if let Some(auth) = configured {
+        return Ok(auth);
+    }
+    let methods = methods.unwrap_or_default();
+    let has = |m: &str| methods.iter().any(|x| x == m);
+    match fallback {
+        Some(auth) if methods.is_empty() => Ok(auth),
+        _ if methods.is_empty() || has("client_secret_basic") => Ok(TokenAuth::Basic),
+        _ if has("client_secret_post") => Ok(TokenAuth::Post),
+        _ => Err(DiscoveryError::NoClientAuth(methods)),
     }
 }
 
@@ -215,28 +310,41 @@ fn discovered_endpoint(
 
 impl Metadata {
     /// What the discovery document `doc` of the configured `issuer` tells us, once it passes
-    /// the checks: its issuer is ours, its endpoints are [`discovered_endpoint`]s, its token
-    /// endpoint takes a client authentication we speak.
-    fn from_discovery(issuer: &Url, doc: Discovery) -> Result<Metadata, DiscoveryError> {
-        let expected = issuer.as_str().trim_end_matches('/');
-        if doc.issuer.trim_end_matches('/') != expected {
-            return Err(DiscoveryError::OtherIssuer {
-                found: doc.issuer,
-                expected: expected.to_owned(),
-            });
+    /// the checks: its issuer is ours (or, for a Microsoft `tenancy`, its tenant's), its
+    /// endpoints are [`discovered_endpoint`]s, its token endpoint takes a client authentication
+    /// we speak (the table's `token_auth` overrides what it advertises).
+    fn from_discovery(
+        issuer: &Url,
+        doc: Discovery,
+        token_auth: Option<TokenAuth>,
+        quirks: &Quirks,
+        tenancy: Option<&Tenancy>,
+    ) -> Result<Metadata, DiscoveryError> {
+        match tenancy {
+            Some(tenancy) => {
+                if !tenancy.accepts_discovered_issuer(&doc.issuer) {
+                    return Err(DiscoveryError::OtherTenant {
+                        found: doc.issuer,
+                        tenant: tenancy.tenant.clone(),
+                    });
+                }
+            }
+            None => {
+                let expected = issuer.as_str().trim_end_matches('/');
+                if doc.issuer.trim_end_matches('/') != expected {
+                    return Err(DiscoveryError::OtherIssuer {
+                        found: doc.issuer,
+                        expected: expected.to_owned(),
+                    });
+                }
+            }
         }
         let endpoint = |field, value: &str| discovered_endpoint(issuer, field, value);
-        let methods = doc
-            .token_endpoint_auth_methods_supported
-            .unwrap_or_default();
-        // client_secret_basic is the default when the provider says nothing.
-        let auth = if methods.is_empty() || methods.iter().any(|m| m == "client_secret_basic") {
-            AuthType::BasicAuth
-        } else if methods.iter().any(|m| m == "client_secret_post") {
-            AuthType::RequestBody
-        } else {
-            return Err(DiscoveryError::NoClientAuth(methods));
-        };
+        let auth = client_auth(
+            token_auth,
+            quirks.default_token_auth,
+            doc.token_endpoint_auth_methods_supported,
+        )?;
         Ok(Metadata {
             authorization: endpoint("authorization_endpoint", &doc.authorization_endpoint)?,
             token: endpoint("token_endpoint", &doc.token_endpoint)?,
@@ -391,7 +499,12 @@ pub(crate) struct Oidc {
     quirks: Quirks,
     issuer: Url,
     client_id: String,
-    client_secret: Secret,
+    /// `None` with `token_auth = "none"` (a public client).
+    client_secret: Option<Secret>,
+    /// The table's `token_auth`, which overrides discovery.
+    token_auth: Option<TokenAuth>,
+    /// Microsoft's tenant rules, when the kind is `microsoft`.
+    tenancy: Option<Tenancy>,
     redirect_uri: String,
     scopes: Vec<String>,
     offline: bool,
@@ -458,11 +571,28 @@ impl Oidc {
                 ))
             }
         };
+        let client_secret =
+            match (settings.token_auth, settings.client_secret) {
+                (Some(TokenAuth::None), None) => None,
+                (Some(TokenAuth::None), Some(_)) => return Err(ConfigError::new(
+                    ctx.key("client_secret"),
+                    "must not be set with token_auth = \"none\" (a public client sends no secret)",
+                )),
+                (_, secret) => Some(ctx.required_secret("client_secret", secret)?),
+            };
+        if settings.token_auth == Some(TokenAuth::None) && !quirks.pkce {
+            return Err(ConfigError::new(
+                ctx.key("token_auth"),
+                "cannot be \"none\" for this provider: a public client needs PKCE, which it does not take",
+            ));
+        }
         Ok(Oidc {
             name: ctx.name().to_owned(),
             quirks,
             client_id: ctx.required("client_id", settings.client_id)?,
-            client_secret: ctx.required_secret("client_secret", settings.client_secret)?,
+            client_secret,
+            token_auth: settings.token_auth,
+            tenancy: None,
             issuer,
             redirect_uri: ctx.callback_url().to_string(),
             scopes: settings
@@ -473,6 +603,12 @@ impl Oidc {
             metadata: Fetched::new(),
             keys: Fetched::new(),
         })
+    }
+
+    /// With Microsoft's tenant rules.
+    pub(crate) fn with_tenancy(mut self, tenancy: Tenancy) -> Self {
+        self.tenancy = Some(tenancy);
+        self
     }
 
     /// Fetches the discovery document now (at launch); on failure the provider answers 503 and
@@ -494,7 +630,10 @@ impl Oidc {
                     "social_auth: discovery of provider `{}` failed: {e}",
                     self.name
                 );
-                ProviderError::Unavailable(e.to_string())
+                match e {
+                    e @ ProviderError::Misconfigured(_) => e,
+                    e => ProviderError::Unavailable(e.to_string()),
+                }
             })
         };
         self.metadata.wait(id, flight, fetch).await
@@ -510,10 +649,14 @@ impl Oidc {
                 answer.status.as_u16()
             )));
         }
-        Ok(Metadata::from_discovery(
+        Metadata::from_discovery(
             &self.issuer,
             answer.json("discovery")?,
-        )?)
+            self.token_auth,
+            &self.quirks,
+            self.tenancy.as_ref(),
+        )
+        .map_err(|e| refused_discovery(&self.name, e))
     }
 
     /// Fetches the provider's keys.
@@ -574,11 +717,21 @@ impl Oidc {
     }
 
     fn client(&self, metadata: &Metadata) -> Client {
-        oauth2::Client::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.client_secret.expose().to_owned()))
+        let mut client = oauth2::Client::new(ClientId::new(self.client_id.clone()));
+        // A public client (`none`) sends its id in the form and no secret.
+        if let (Some(secret), TokenAuth::Basic | TokenAuth::Post) =
+            (&self.client_secret, metadata.auth)
+        {
+            client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+        }
+        let auth_type = match metadata.auth {
+            TokenAuth::Basic => AuthType::BasicAuth,
+            _ => AuthType::RequestBody,
+        };
+        client
             .set_auth_uri(AuthUrl::from_url(metadata.authorization.clone()))
             .set_token_uri(TokenUrl::from_url(metadata.token.clone()))
-            .set_auth_type(metadata.auth.clone())
+            .set_auth_type(auth_type)
             .set_redirect_uri(RedirectUrl::from_url(
                 Url::parse(&self.redirect_uri)
                     .unwrap_or_else(|_| Url::parse("http://127.0.0.1/").expect("static URL")),
@@ -617,11 +770,27 @@ impl Oidc {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY;
         validation.set_audience(&[&self.client_id]);
-        validation.set_issuer(&self.issuers(&metadata));
+        // A templated issuer (Microsoft's `…/{tenantid}/v2.0`) is checked below, once the
+        // token's `tid` is known; every other issuer here.
+        let templated = metadata.issuer.contains(TENANT_TEMPLATE);
+        if !templated {
+            validation.set_issuer(&self.issuers(&metadata));
+        }
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         let claims = jsonwebtoken::decode::<Value>(id_token, &key, &validation)
             .map_err(bad)?
             .claims;
+        if templated {
+            // Never skipped: the issuer is the template with the token's own tenant in it.
+            let tid = claims["tid"]
+                .as_str()
+                .filter(|t| is_guid(t))
+                .ok_or_else(|| bad("no tenant id (tid) for the templated issuer"))?;
+            let expected = metadata.issuer.replace(TENANT_TEMPLATE, tid);
+            if claims["iss"].as_str() != Some(expected.as_str()) {
+                return Err(bad("the issuer is not that of the token's tenant"));
+            }
+        }
         let iat = claims["iat"].as_i64().ok_or_else(|| bad("no iat"))?;
         if iat > now() + LEEWAY as i64 {
             return Err(bad("issued in the future"));
@@ -634,16 +803,50 @@ impl Oidc {
             None if several_audiences => return Err(bad("several audiences and no azp")),
             _ => {}
         }
-        let matches = claims["nonce"]
-            .as_str()
-            .is_some_and(|n| bool::from(n.as_bytes().ct_eq(nonce.as_bytes())));
+        let matches = match claims["nonce"].as_str() {
+            Some(n) => bool::from(n.as_bytes().ct_eq(nonce.as_bytes())),
+            // LinkedIn never echoes the nonce; its id_token comes straight from the token
+            // endpoint, for the code this flow's `state` vouched for.
+            None => !self.quirks.nonce_echoed && claims.get("nonce").is_none(),
+        };
         if !matches {
             return Err(ProviderError::NonceMismatch);
+        }
+        if let Some(tenancy) = &self.tenancy {
+            tenancy.check(&claims)?;
         }
         if claims["sub"].as_str().is_none_or(str::is_empty) {
             return Err(bad("no sub"));
         }
         Ok(claims)
+    }
+
+    /// The scopes of the authorize URL: the table's, with `offline_access` when `offline` asks
+    /// for a refresh token that way.
+    fn requested_scopes(&self) -> Vec<String> {
+        let mut scopes = self.scopes.clone();
+        if self.offline
+            && self.quirks.offline == Offline::Scope
+            && !scopes.iter().any(|s| s == "offline_access")
+        {
+            scopes.push("offline_access".into());
+        }
+        scopes
+    }
+
+    /// A failed token request, with the provider's own codes for a dead grant.
+    fn token_error(
+        &self,
+        e: oauth2::RequestTokenError<crate::provider::HttpError, BasicErrorResponse>,
+    ) -> ProviderError {
+        match token_error(e) {
+            ProviderError::Rejected { code, description }
+                if self.quirks.dead_grant_codes.contains(&code.as_str()) =>
+            {
+                ProviderError::InvalidGrant { code, description }
+            }
+            e => e,
+        }
     }
 
     /// Completes missing profile claims from userinfo (whose `sub` must be the same).
@@ -701,13 +904,7 @@ impl Oidc {
 impl Provider for Oidc {
     async fn authorize_url(&self, flow: &FlowParams<'_>) -> Result<Url, ProviderError> {
         let metadata = self.metadata().await?;
-        let mut scopes = self.scopes.clone();
-        if self.offline
-            && self.quirks.offline == Offline::Scope
-            && !scopes.iter().any(|s| s == "offline_access")
-        {
-            scopes.push("offline_access".into());
-        }
+        let scopes = self.requested_scopes();
         let verifier = PkceCodeVerifier::new(flow.pkce_verifier.to_owned());
         let challenge = oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier);
         let mut url = metadata.authorization.clone();
@@ -718,10 +915,12 @@ impl Provider for Oidc {
                 .append_pair("response_type", "code")
                 .append_pair("scope", &scopes.join(" "))
                 .append_pair("state", flow.state)
-                .append_pair("nonce", flow.nonce)
-                .append_pair("code_challenge", challenge.as_str())
-                .append_pair("code_challenge_method", "S256");
-            if self.offline {
+                .append_pair("nonce", flow.nonce);
+            if self.quirks.pkce {
+                q.append_pair("code_challenge", challenge.as_str())
+                    .append_pair("code_challenge_method", "S256");
+            }
+            if self.offline && self.quirks.offline != Offline::Implicit {
                 if self.quirks.offline == Offline::AccessType {
                     q.append_pair("access_type", "offline");
                 }
@@ -737,13 +936,16 @@ impl Provider for Oidc {
         flow: &FlowParams<'_>,
     ) -> Result<TokenSet, ProviderError> {
         let metadata = self.metadata().await?;
-        let answer = self
-            .client(&metadata)
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.to_owned()))
+        let client = self.client(&metadata);
+        let mut request = client.exchange_code(AuthorizationCode::new(code.to_owned()));
+        if self.quirks.pkce {
+            request =
+                request.set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.to_owned()));
+        }
+        let answer = request
             .request_async(&self.http)
             .await
-            .map_err(token_error)?;
+            .map_err(|e| self.token_error(e))?;
         let mut tokens = token_set(&answer);
         tokens.id_token = answer.extra_fields().id_token.clone();
         Ok(tokens)
@@ -761,12 +963,23 @@ impl Provider for Oidc {
         let mut claims = self.verify(id_token, flow.nonce).await?;
         self.complete(&mut claims, &tokens.access_token).await;
         let text = |c: &str| claims[c].as_str().map(str::to_owned);
+        let both = |a: &str, b: &str| match (text(a), text(b)) {
+            (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() => Ok(format!("{a}/{b}")),
+            _ => Err(bad(format!("no {a} and {b}"))),
+        };
+        let social_id = match self.quirks.subject {
+            Subject::Sub => text("sub").unwrap_or_default(),
+            Subject::TenantObject => both("tid", "oid")?,
+            Subject::SlackTeamUser => {
+                both("https://slack.com/team_id", "https://slack.com/user_id")?
+            }
+        };
         Ok(Profile {
-            social_id: text("sub").unwrap_or_default(),
-            name: text("name"),
+            social_id,
+            name: text("name").filter(|n| !n.is_empty()),
             email: text("email"),
-            email_verified: truthy(claims.get("email_verified")),
-            avatar_url: text("picture"),
+            email_verified: self.quirks.vouches_for_email && truthy(claims.get("email_verified")),
+            avatar_url: text("picture").filter(|_| self.quirks.picture),
             raw: claims,
         })
     }
@@ -786,14 +999,27 @@ impl Provider for Oidc {
         }
     }
 
+    fn vouches_for_email(&self) -> bool {
+        self.quirks.vouches_for_email
+    }
+
+    /// A rotated refresh token (GitLab, Microsoft, Slack) comes back in the answer and replaces
+    /// the stored one; without one, the old one is kept.
     async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, ProviderError> {
         let metadata = self.metadata().await?;
-        let answer = self
-            .client(&metadata)
-            .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
+        let client = self.client(&metadata);
+        let token = RefreshToken::new(refresh_token.expose().to_owned());
+        let mut request = client.exchange_refresh_token(&token);
+        if self.quirks.refresh_redirect_uri {
+            request = request.add_extra_param("redirect_uri", self.redirect_uri.clone());
+        }
+        if self.quirks.refresh_scope {
+            request = request.add_scope(oauth2::Scope::new(self.requested_scopes().join(" ")));
+        }
+        let answer = request
             .request_async(&self.http)
             .await
-            .map_err(token_error)?;
+            .map_err(|e| self.token_error(e))?;
         Ok(token_set(&answer))
     }
 }
@@ -823,6 +1049,73 @@ mod tests {
         serde_json::from_value(doc).expect("a discovery document")
     }
 
+    fn from_doc(issuer: &Url, doc: Discovery) -> Result<Metadata, DiscoveryError> {
+        Metadata::from_discovery(issuer, doc, None, &STANDARD, None)
+    }
+
+    #[test]
+    fn token_auth_overrides_discovery_and_an_unusable_list_is_refused() {
+        let list = |m: &[&str]| Some(m.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let cases = [
+            (None, None, None, Some(TokenAuth::Basic)),
+            (
+                None,
+                None,
+                list(&["client_secret_post"]),
+                Some(TokenAuth::Post),
+            ),
+            (
+                None,
+                None,
+                list(&["client_secret_post", "client_secret_basic"]),
+                Some(TokenAuth::Basic),
+            ),
+            (None, None, list(&["none"]), None),
+            (None, None, list(&["private_key_jwt"]), None),
+            (
+                Some(TokenAuth::None),
+                None,
+                list(&["none"]),
+                Some(TokenAuth::None),
+            ),
+            (
+                Some(TokenAuth::Post),
+                None,
+                list(&["client_secret_basic"]),
+                Some(TokenAuth::Post),
+            ),
+            (None, Some(TokenAuth::Post), None, Some(TokenAuth::Post)),
+            (
+                None,
+                Some(TokenAuth::Post),
+                list(&["client_secret_basic"]),
+                Some(TokenAuth::Basic),
+            ),
+        ];
+        for (configured, fallback, methods, expected) in cases {
+            let got = client_auth(configured, fallback, methods.clone()).ok();
+            assert_eq!(got, expected, "{configured:?} {fallback:?} {methods:?}");
+        }
+        let err = client_auth(None, None, list(&["none"])).unwrap_err();
+        assert!(err.to_string().contains("set `token_auth`"), "{err}");
+        match refused_discovery("acme", err) {
+            ProviderError::Misconfigured(e) => assert!(
+                e.to_string()
+                    .starts_with("`social_auth.providers.acme.token_auth`"),
+                "{e}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let other = DiscoveryError::OtherIssuer {
+            found: "https://evil.example".into(),
+            expected: "https://idp.example".into(),
+        };
+        assert!(matches!(
+            refused_discovery("acme", other),
+            ProviderError::BadResponse(_)
+        ));
+    }
+
     const FIELDS: [&str; 4] = [
         "authorization_endpoint",
         "token_endpoint",
@@ -846,7 +1139,7 @@ mod tests {
                     "https://idp.example",
                     Some((field, value)),
                 );
-                match Metadata::from_discovery(&issuer, doc) {
+                match from_doc(&issuer, doc) {
                     Err(DiscoveryError::Insecure { field: f, url }) => {
                         assert_eq!((f, url.as_str()), (field, value));
                     }
@@ -855,7 +1148,7 @@ mod tests {
             }
         }
         let doc = document("https://idp.example", "https://idp.example", None);
-        assert!(Metadata::from_discovery(&issuer, doc).is_ok());
+        assert!(from_doc(&issuer, doc).is_ok());
     }
 
     #[test]
@@ -867,7 +1160,7 @@ mod tests {
             Some(("token_endpoint", "http://127.0.0.1:8080/token")),
         );
         assert!(matches!(
-            Metadata::from_discovery(&issuer, doc),
+            from_doc(&issuer, doc),
             Err(DiscoveryError::Insecure {
                 field: "token_endpoint",
                 ..
@@ -884,7 +1177,7 @@ mod tests {
             "https://idp.example",
         ] {
             let doc = document("http://127.0.0.1:9", base, None);
-            assert!(Metadata::from_discovery(&issuer, doc).is_ok(), "{base}");
+            assert!(from_doc(&issuer, doc).is_ok(), "{base}");
         }
         for field in FIELDS {
             let doc = document(
@@ -892,7 +1185,7 @@ mod tests {
                 "http://127.0.0.1:9",
                 Some((field, "http://idp.example/x")),
             );
-            let err = Metadata::from_discovery(&issuer, doc).unwrap_err();
+            let err = from_doc(&issuer, doc).unwrap_err();
             assert!(
                 err.to_string()
                     .contains(&format!("`{field}` must use https")),
@@ -906,7 +1199,7 @@ mod tests {
         let issuer = Url::parse("https://idp.example").unwrap();
         let doc = document("https://evil.example", "https://idp.example", None);
         assert!(matches!(
-            Metadata::from_discovery(&issuer, doc),
+            from_doc(&issuer, doc),
             Err(DiscoveryError::OtherIssuer { .. })
         ));
         let doc = document(
@@ -915,7 +1208,7 @@ mod tests {
             Some(("jwks_uri", "not a url")),
         );
         assert!(matches!(
-            Metadata::from_discovery(&issuer, doc),
+            from_doc(&issuer, doc),
             Err(DiscoveryError::InvalidUrl {
                 field: "jwks_uri",
                 ..

@@ -45,6 +45,10 @@ impl Default for ProviderKinds {
         kinds.register("facebook", super::facebook::build);
         kinds.register("google", super::google::build);
         kinds.register("oidc", super::oidc::build);
+        kinds.register("microsoft", super::microsoft::build);
+        kinds.register("gitlab", super::gitlab::build);
+        kinds.register("linkedin", super::linkedin::build);
+        kinds.register("slack", super::slack::build);
         #[cfg(feature = "dev")]
         kinds.register_single("dev", crate::dev::build);
         kinds

@@ -35,7 +35,7 @@ async fn bad_configuration_fails_the_fairing() {
         "[social_auth.providers.github]\napi_url = \"ftp://127.0.0.1/\"\n",
         "[social_auth.providers.session]\nkind = \"github\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
         "[social_auth.providers.logout]\nkind = \"github\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
-        "[social_auth.providers.gitlab]\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+        "[social_auth.providers.acme]\nclient_id = \"a\"\nclient_secret = \"b\"\n",
         "[social_auth.providers.github]\nclient_secret = \"\"\n",
         "[social_auth]\npublic_url = \"not a url\"\n",
         "[social_auth]\nbase = \"auth\"\n",
@@ -71,7 +71,7 @@ async fn provider_tables_are_checked_by_their_kind() {
         (format!("[social_auth.providers.facebook]\n{gh}token_url = \"https://graph.facebook.com/x\"\n"), "social_auth.providers.facebook.token_url"),
         (format!("[social_auth.providers.google]\n{gh}api_url = \"https://www.googleapis.com\"\n"), "social_auth.providers.google.api_url"),
         (format!("[social_auth.providers.gitlab]\nkind = \"oidc\"\n{gh}"), "social_auth.providers.gitlab.issuer"),
-        (format!("[social_auth.providers.gitlab]\n{gh}issuer = \"https://gitlab.com\"\n"), "social_auth.providers.gitlab.kind"),
+        (format!("[social_auth.providers.acme]\n{gh}issuer = \"https://id.acme.example\"\n"), "social_auth.providers.acme.kind"),
         (format!("[social_auth.providers.chat]\nkind = \"discord\"\n{gh}"), "social_auth.providers.chat.kind"),
         (format!("[social_auth.providers.work]\nkind = \"github\"\n{gh}link_by_verified_email = \"yes\"\n"), "social_auth.providers.work.link_by_verified_email"),
     ] {

@@ -43,7 +43,7 @@ fn google_toml(p: &Oidc, extra: &str) -> String {
 }
 
 /// Walks a login with `provider` in `client`; returns the callback's status and JSON body.
-async fn login_with(client: &Client, provider: &str) -> (Status, Value) {
+pub async fn login_with(client: &Client, provider: &str) -> (Status, Value) {
     let start = client.get(format!("/auth/{provider}")).dispatch().await;
     if start.status() != Status::SeeOther {
         let status = start.status();
@@ -364,7 +364,7 @@ async fn oidc_configuration_is_checked() {
         "[social_auth.providers.gitlab]\nkind = \"oidc\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
         "[social_auth.providers.gitlab]\nkind = \"oidc\"\nissuer = \"http://gitlab.example\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
         "[social_auth.providers.google]\nclient_id = \"a\"\nclient_secret = \"b\"\ntoken_url = \"https://oauth2.googleapis.com/token\"\n",
-        "[social_auth.providers.gitlab]\nclient_id = \"a\"\nclient_secret = \"b\"\nissuer = \"https://gitlab.com\"\n",
+        "[social_auth.providers.acme]\nclient_id = \"a\"\nclient_secret = \"b\"\nissuer = \"https://id.acme.example\"\n",
     ] {
         let result = rocket(figment(&db.url, "http://127.0.0.1:9", extra)).ignite().await;
         assert!(result.is_err(), "{extra}");
