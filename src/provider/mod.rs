@@ -18,6 +18,7 @@ use url::Url;
 
 use crate::secret::Secret;
 
+mod configured;
 mod context;
 pub(crate) mod facebook;
 pub(crate) mod github;

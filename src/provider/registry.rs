@@ -45,6 +45,7 @@ impl Default for ProviderKinds {
         kinds.register("facebook", super::facebook::build);
         kinds.register("google", super::google::build);
         kinds.register("oidc", super::oidc::build);
+        kinds.register("oauth2", super::configured::build);
         #[cfg(feature = "dev")]
         kinds.register_single("dev", crate::dev::build);
         kinds

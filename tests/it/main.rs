@@ -14,6 +14,7 @@ mod fuzz;
 mod github;
 mod guard;
 mod hardening;
+mod oauth2;
 mod oidc;
 mod ratelimit;
 mod refresh;
