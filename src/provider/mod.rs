@@ -20,6 +20,7 @@ use crate::secret::Secret;
 
 mod configured;
 mod context;
+mod discord;
 pub(crate) mod facebook;
 pub(crate) mod github;
 mod google;
@@ -27,6 +28,7 @@ mod http_client;
 mod oauth2;
 mod oidc;
 mod registry;
+mod x;
 
 pub(crate) use context::Attachment;
 pub use context::ProviderContext;

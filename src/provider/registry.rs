@@ -46,6 +46,8 @@ impl Default for ProviderKinds {
         kinds.register("google", super::google::build);
         kinds.register("oidc", super::oidc::build);
         kinds.register("oauth2", super::configured::build);
+        kinds.register("discord", super::discord::build);
+        kinds.register("x", super::x::build);
         #[cfg(feature = "dev")]
         kinds.register_single("dev", crate::dev::build);
         kinds

@@ -5,6 +5,7 @@ mod common;
 
 mod config;
 mod custom_provider;
+mod discord;
 mod discovery;
 mod facebook;
 mod fakes;
