@@ -21,3 +21,4 @@ mod ratelimit;
 mod refresh;
 mod security;
 mod store;
+mod x;
