@@ -275,9 +275,12 @@ mod tests {
 
     const FULL: &str = "client_id = \"id\"\nclient_secret = \"s\"\nauthorize_url = \"https://acme.example/a\"\ntoken_url = \"https://acme.example/t\"\nuserinfo_url = \"https://acme.example/me\"\n";
 
-    fn settings(toml: &str) -> Result<ConfiguredSettings, rocket::figment::Error> {
+    /// The settings of `toml`, or whether it fails to deserialize.
+    fn settings(toml: &str) -> Result<ConfiguredSettings, Box<rocket::figment::Error>> {
         use rocket::figment::providers::{Format, Toml};
-        rocket::figment::Figment::from(Toml::string(toml)).extract()
+        rocket::figment::Figment::from(Toml::string(toml))
+            .extract()
+            .map_err(Box::new)
     }
 
     fn refused(toml: &str) -> String {
