@@ -18,7 +18,17 @@ use serde::Serialize;
 fn index(auth: SocialAuth, service: &State<AuthService>) -> Template {
     let providers: Vec<Value> = service
         .providers()
-        .map(|name| json!({"name": name, "url": service.login_path(name)}))
+        .map(|name| {
+            let (label, color) = brand(name);
+            let initial = label
+                .chars()
+                .next()
+                .unwrap_or('?')
+                .to_uppercase()
+                .to_string();
+            json!({"name": name, "label": label, "initial": initial, "color": color,
+                   "url": service.login_path(name)})
+        })
         .collect();
     let base = service.config().base.trim_end_matches('/').to_owned();
     Template::render(
@@ -30,6 +40,28 @@ fn index(auth: SocialAuth, service: &State<AuthService>) -> Template {
             logout_url: format!("{base}/logout"),
         },
     )
+}
+
+/// How the sign-in page shows provider `name`: a label and the colour of its initial's badge
+/// (no logo files: the page loads no external asset). Unknown names show as they are.
+fn brand(name: &str) -> (String, &'static str) {
+    let known = match name {
+        "github" => Some(("GitHub", "#24292f")),
+        "google" => Some(("Google", "#4285f4")),
+        "facebook" => Some(("Facebook", "#1877f2")),
+        "discord" => Some(("Discord", "#5865f2")),
+        "x" => Some(("X", "#000000")),
+        "apple" => Some(("Apple", "#000000")),
+        "microsoft" => Some(("Microsoft", "#2f2f2f")),
+        "gitlab" => Some(("GitLab", "#fc6d26")),
+        "linkedin" => Some(("LinkedIn", "#0a66c2")),
+        "slack" => Some(("Slack", "#4a154b")),
+        _ => None,
+    };
+    match known {
+        Some((label, color)) => (label.to_owned(), color),
+        None => (name.to_owned(), "#6b7280"),
+    }
 }
 
 /// The body of `/me`: serialized straight from the claims (the keys in the order the former

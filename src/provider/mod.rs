@@ -18,7 +18,9 @@ use url::Url;
 
 use crate::secret::Secret;
 
+mod configured;
 mod context;
+mod discord;
 pub(crate) mod facebook;
 pub(crate) mod github;
 mod gitlab;
@@ -30,6 +32,7 @@ mod oauth2;
 mod oidc;
 mod registry;
 mod slack;
+mod x;
 
 pub(crate) use context::Attachment;
 pub use context::ProviderContext;

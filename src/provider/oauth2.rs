@@ -225,13 +225,34 @@ pub(crate) fn token_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -
             }
         }
         RequestTokenError::Request(e) => e.into(),
-        RequestTokenError::Parse(_, _) => {
-            ProviderError::BadResponse("the token endpoint's answer is not a token".into())
-        }
+        RequestTokenError::Parse(_, body) => ProviderError::BadResponse(match named(&body) {
+            Some(m) => format!("the token endpoint's answer is not a token: {m}"),
+            None => "the token endpoint's answer is not a token".into(),
+        }),
         RequestTokenError::Other(m) => {
             ProviderError::BadResponse(format!("the token endpoint's answer is unusable: {m}"))
         }
     }
+}
+
+/// What a JSON answer that is no RFC 6749 error says of itself, e.g. Discord's 429
+/// `{"message": "You are being rate limited.", "retry_after": 64.57}` or a problem JSON's
+/// `title` and `detail`; cut short, as the body may echo anything.
+fn named(body: &[u8]) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = |k: &str| doc.get(k).and_then(serde_json::Value::as_str);
+    let mut said = [text("message"), text("title"), text("detail")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(": ");
+    if said.is_empty() {
+        return None;
+    }
+    if let Some(after) = doc.get("retry_after").and_then(serde_json::Value::as_f64) {
+        said.push_str(&format!(" (retry after {after} s)"));
+    }
+    Some(said.chars().take(200).collect())
 }
 
 /// The tokens of a token answer.

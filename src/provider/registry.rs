@@ -49,6 +49,9 @@ impl Default for ProviderKinds {
         kinds.register("gitlab", super::gitlab::build);
         kinds.register("linkedin", super::linkedin::build);
         kinds.register("slack", super::slack::build);
+        kinds.register("oauth2", super::configured::build);
+        kinds.register("discord", super::discord::build);
+        kinds.register("x", super::x::build);
         #[cfg(feature = "dev")]
         kinds.register_single("dev", crate::dev::build);
         kinds

@@ -369,9 +369,11 @@ fn approve(fake: &State<FakeGithub>, form: Form<ApproveForm<'_>>) -> Result<Redi
         if login.is_empty() {
             return Err(Status::BadRequest);
         }
-        let user = FakeUser::new(dev_id(&login), &login)
+        let mut user = FakeUser::new(dev_id(&login), &login)
             .email(&format!("{login}@dev.localhost"))
             .name(Some(&format!("{login} (dev)")));
+        // A picture that loads offline: an inline SVG of the initial, no host to reach.
+        user.avatar_url = Some(initial_avatar(&login));
         fake.lock().users.insert(login.clone(), user);
         code = fake.grant(&login, form.redirect_uri, form.code_challenge);
         pairs.push(("code", code.as_str()));
@@ -384,6 +386,22 @@ fn approve(fake: &State<FakeGithub>, form: Form<ApproveForm<'_>>) -> Result<Redi
     }
     pairs.extend(form.state.map(|s| ("state", s)));
     Ok(Redirect::found(with_query(form.redirect_uri, &pairs)))
+}
+
+/// A `data:` URL of a small SVG: `login`'s initial on a colour of its own.
+fn initial_avatar(login: &str) -> String {
+    let initial = login.chars().next().map_or('?', |c| c.to_ascii_uppercase());
+    let hue = login
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
+        % 360;
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64"><rect width="64" height="64" fill="hsl({hue},55%,45%)"/><text x="32" y="43" font-family="sans-serif" font-size="30" text-anchor="middle" fill="#fff">{initial}</text></svg>"##
+    );
+    format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    )
 }
 
 impl FakeGithub {

@@ -72,7 +72,13 @@ async fn provider_tables_are_checked_by_their_kind() {
         (format!("[social_auth.providers.google]\n{gh}api_url = \"https://www.googleapis.com\"\n"), "social_auth.providers.google.api_url"),
         (format!("[social_auth.providers.gitlab]\nkind = \"oidc\"\n{gh}"), "social_auth.providers.gitlab.issuer"),
         (format!("[social_auth.providers.acme]\n{gh}issuer = \"https://id.acme.example\"\n"), "social_auth.providers.acme.kind"),
-        (format!("[social_auth.providers.chat]\nkind = \"discord\"\n{gh}"), "social_auth.providers.chat.kind"),
+        (format!("[social_auth.providers.chat]\nkind = \"myspace\"\n{gh}"), "social_auth.providers.chat.kind"),
+        (format!("[social_auth.providers.discord]\n{gh}issuer = \"https://discord.com\"\n"), "social_auth.providers.discord.issuer"),
+        (format!("[social_auth.providers.discord]\n{gh}scopes = [\"email\"]\n"), "social_auth.providers.discord.scopes"),
+        (format!("[social_auth.providers.x]\n{gh}scopes = [\"users.read\"]\n"), "social_auth.providers.x.scopes"),
+        (format!("[social_auth.providers.x]\n{gh}token_url = \"http://api.x.example/2/oauth2/token\"\n"), "social_auth.providers.x.token_url"),
+        (format!("[social_auth.providers.acme]\nkind = \"oauth2\"\n{gh}authorize_url = \"https://a.example/a\"\ntoken_url = \"https://a.example/t\"\n[social_auth.providers.acme.profile]\nid = \"/id\"\n"), "social_auth.providers.acme.userinfo_url"),
+        (format!("[social_auth.providers.acme]\nkind = \"oauth2\"\n{gh}authorize_url = \"https://a.example/a\"\ntoken_url = \"https://a.example/t\"\nuserinfo_url = \"https://a.example/me\"\n[social_auth.providers.acme.profile]\nid = \"/id\"\nlogin = \"/login\"\n"), "social_auth.providers.acme.profile.login"),
         (format!("[social_auth.providers.work]\nkind = \"github\"\n{gh}link_by_verified_email = \"yes\"\n"), "social_auth.providers.work.link_by_verified_email"),
     ] {
         let figment = figment(&db.url, "http://127.0.0.1:9", &extra);

@@ -77,6 +77,14 @@ async fn newcomer_signs_in_with_the_dev_provider() {
         page.contains("Sign in with dev") && page.contains("href=\"/auth/dev\""),
         "{page}"
     );
+    // A button per provider with its initial as an inline badge, and no external asset.
+    assert!(
+        page.contains("id=\"sign-in-dev\"") && page.contains("aria-hidden=\"true\">D</span>"),
+        "{page}"
+    );
+    for external in ["src=\"http", "href=\"http", "url(http", "<link"] {
+        assert!(!page.contains(external), "{external}: {page}");
+    }
 
     let callback = browser.approve_dev(&origin, "alice").await;
     let (status, landing, body) = browser.send(http.get(&callback)).await;
@@ -95,6 +103,25 @@ async fn newcomer_signs_in_with_the_dev_provider() {
     assert_eq!(me["name"], "alice (dev)");
     assert_eq!(me["provider"], "dev");
     assert_eq!(me["email"], "alice@dev.localhost");
+    // The dev avatar loads offline: an inline SVG with the initial, not a host to reach.
+    let avatar = me["avatar_url"].as_str().unwrap();
+    let svg = avatar
+        .strip_prefix("data:image/svg+xml;base64,")
+        .expect("a data: URL");
+    use base64::Engine;
+    let svg = base64::engine::general_purpose::STANDARD
+        .decode(svg)
+        .unwrap();
+    let svg = String::from_utf8(svg).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains(">A</text>"),
+        "{svg}"
+    );
+    let page = page
+        .replace("&#x2F;", "/")
+        .replace("&#x3D;", "=")
+        .replace("&#x2B;", "+");
+    assert!(page.contains(&format!("src=\"{avatar}\"")), "{page}");
     assert!(me["id"].is_i64());
 
     let (status, landing, _) = browser
