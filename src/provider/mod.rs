@@ -4,7 +4,8 @@
 //! A provider is a type that implements [`Provider`]; a *kind* is a function that builds one
 //! from its typed settings, registered on the fairing with
 //! [`SocialAuthFairing::provider_kind`](crate::SocialAuthFairing::provider_kind). The built-in
-//! kinds (`github`, `facebook`, `google`, `oidc`, and `dev` with its feature) are registered
+//! kinds (`github`, `facebook`, `google`, `oidc`, `microsoft`, `gitlab`, `linkedin`, `slack`,
+//! `oauth2`, `discord`, `x`, and `dev` with its feature) are registered
 //! the same way. [`OAuth2Client`] does what OAuth 2.0 providers share (the authorize URL with
 //! `state` and PKCE, the code exchange, the refresh, RFC 6749 error reading), and
 //! [`HttpClient`] is the HTTP client every provider call goes through (timeouts, no redirects,
