@@ -385,16 +385,33 @@ impl<T> Fetched<T> {
     }
 }
 
+/// A client secret a provider makes itself for each use (Apple's ES256 JWT), rather than one
+/// the table gives.
+pub(crate) trait MintSecret: Send + Sync {
+    /// The client secret to send now.
+    fn client_secret(&self) -> Result<Secret, ProviderError>;
+}
+
+/// How the client authenticates at the token endpoint.
+enum Credential {
+    /// The table's `client_secret`.
+    Fixed(Secret),
+    /// Made by the provider for each use.
+    Minted(Box<dyn MintSecret>),
+}
+
 /// An OpenID provider.
 pub(crate) struct Oidc {
     name: String,
     quirks: Quirks,
     issuer: Url,
     client_id: String,
-    client_secret: Secret,
+    credential: Credential,
     redirect_uri: String,
     scopes: Vec<String>,
     offline: bool,
+    /// `response_mode` of the authorize URL (Apple's `form_post`); `None`: the default.
+    response_mode: Option<&'static str>,
     http: HttpClient,
     /// Discovery: fetched once, retried on use while it fails.
     metadata: Fetched<Metadata>,
@@ -449,7 +466,44 @@ impl Oidc {
         ctx: &ProviderContext<'_>,
         quirks: Quirks,
     ) -> Result<Self, ConfigError> {
-        let issuer = match (settings.issuer.as_deref(), quirks.default_issuer) {
+        let secret = settings.client_secret;
+        Self::with_credential(
+            ctx,
+            quirks,
+            (settings.issuer, settings.client_id, settings.scopes),
+            settings.offline,
+            || {
+                ctx.required_secret("client_secret", secret)
+                    .map(Credential::Fixed)
+            },
+        )
+    }
+
+    /// A provider whose client secret `mint` makes for each use (no `client_secret` key), from
+    /// its table's `issuer`, `client_id` and `scopes`.
+    pub(crate) fn with_minted_secret(
+        ctx: &ProviderContext<'_>,
+        quirks: Quirks,
+        table: (Option<String>, Option<String>, Option<Vec<String>>),
+        mint: Box<dyn MintSecret>,
+    ) -> Result<Self, ConfigError> {
+        Self::with_credential(ctx, quirks, table, false, || Ok(Credential::Minted(mint)))
+    }
+
+    /// With `response_mode` in the authorize URL (Apple's `form_post`).
+    pub(crate) fn response_mode(mut self, mode: &'static str) -> Self {
+        self.response_mode = Some(mode);
+        self
+    }
+
+    fn with_credential(
+        ctx: &ProviderContext<'_>,
+        quirks: Quirks,
+        (issuer, client_id, scopes): (Option<String>, Option<String>, Option<Vec<String>>),
+        offline: bool,
+        credential: impl FnOnce() -> Result<Credential, ConfigError>,
+    ) -> Result<Self, ConfigError> {
+        let issuer = match (issuer.as_deref(), quirks.default_issuer) {
             (Some(issuer), _) | (None, Some(issuer)) => ctx.url("issuer", issuer)?,
             (None, None) => {
                 return Err(ConfigError::new(
@@ -461,14 +515,14 @@ impl Oidc {
         Ok(Oidc {
             name: ctx.name().to_owned(),
             quirks,
-            client_id: ctx.required("client_id", settings.client_id)?,
-            client_secret: ctx.required_secret("client_secret", settings.client_secret)?,
+            client_id: ctx.required("client_id", client_id)?,
+            credential: credential()?,
             issuer,
             redirect_uri: ctx.callback_url().to_string(),
-            scopes: settings
-                .scopes
+            scopes: scopes
                 .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]),
-            offline: settings.offline,
+            offline,
+            response_mode: None,
             http: ctx.http().clone(),
             metadata: Fetched::new(),
             keys: Fetched::new(),
@@ -573,16 +627,20 @@ impl Oidc {
         pick(&keys).ok_or_else(|| bad(format!("no published key has the id {kid:?}")))
     }
 
-    fn client(&self, metadata: &Metadata) -> Client {
-        oauth2::Client::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.client_secret.expose().to_owned()))
+    fn client(&self, metadata: &Metadata) -> Result<Client, ProviderError> {
+        let secret = match &self.credential {
+            Credential::Fixed(secret) => secret.expose().to_owned(),
+            Credential::Minted(mint) => mint.client_secret()?.expose().to_owned(),
+        };
+        Ok(oauth2::Client::new(ClientId::new(self.client_id.clone()))
+            .set_client_secret(ClientSecret::new(secret))
             .set_auth_uri(AuthUrl::from_url(metadata.authorization.clone()))
             .set_token_uri(TokenUrl::from_url(metadata.token.clone()))
             .set_auth_type(metadata.auth.clone())
             .set_redirect_uri(RedirectUrl::from_url(
                 Url::parse(&self.redirect_uri)
                     .unwrap_or_else(|_| Url::parse("http://127.0.0.1/").expect("static URL")),
-            ))
+            )))
     }
 
     /// The issuers an `id_token` may name: discovery's, and with [`Quirks::bare_issuer`] its
@@ -721,6 +779,9 @@ impl Provider for Oidc {
                 .append_pair("nonce", flow.nonce)
                 .append_pair("code_challenge", challenge.as_str())
                 .append_pair("code_challenge_method", "S256");
+            if let Some(mode) = self.response_mode {
+                q.append_pair("response_mode", mode);
+            }
             if self.offline {
                 if self.quirks.offline == Offline::AccessType {
                     q.append_pair("access_type", "offline");
@@ -738,7 +799,7 @@ impl Provider for Oidc {
     ) -> Result<TokenSet, ProviderError> {
         let metadata = self.metadata().await?;
         let answer = self
-            .client(&metadata)
+            .client(&metadata)?
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.to_owned()))
             .request_async(&self.http)
@@ -789,7 +850,7 @@ impl Provider for Oidc {
     async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, ProviderError> {
         let metadata = self.metadata().await?;
         let answer = self
-            .client(&metadata)
+            .client(&metadata)?
             .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
             .request_async(&self.http)
             .await

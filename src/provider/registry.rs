@@ -45,6 +45,7 @@ impl Default for ProviderKinds {
         kinds.register("facebook", super::facebook::build);
         kinds.register("google", super::google::build);
         kinds.register("oidc", super::oidc::build);
+        kinds.register("apple", super::apple::build);
         #[cfg(feature = "dev")]
         kinds.register_single("dev", crate::dev::build);
         kinds
