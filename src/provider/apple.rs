@@ -32,6 +32,8 @@ const SECRET_LIFETIME_SECS: i64 = 30 * 86_400;
 /// A cached client secret is replaced once it is this old: half its lifetime, so that one in
 /// use has always 15 days left (clock skew, a slow deploy).
 const SECRET_RENEW_AFTER_SECS: i64 = SECRET_LIFETIME_SECS / 2;
+// Never close to Apple's limit of six months (15,777,000 s), checked when compiling.
+const _: () = assert!(SECRET_LIFETIME_SECS < 15_777_000 / 4);
 
 /// Apple's quirks as an OpenID provider.
 const APPLE_QUIRKS: Quirks = Quirks {
@@ -362,8 +364,6 @@ rtYHosnXcVYniJCbWQAwNFea/zFR3Kzxp8GmCoatZZ2/J7W7XT7VAseh
         // A clock that went back gets a fresh secret, not one issued in its future.
         let back = m.at(t).unwrap();
         assert_eq!(decoded(&back).1["iat"], t);
-        // Never close to Apple's six months.
-        assert!(SECRET_LIFETIME_SECS < 15_777_000 / 4);
     }
 
     #[test]
@@ -399,7 +399,7 @@ rtYHosnXcVYniJCbWQAwNFea/zFR3Kzxp8GmCoatZZ2/J7W7XT7VAseh
         let ok =
             "client_id = \"com.example.web\"\nteam_id = \"TEAM123456\"\nkey_id = \"KEY1234567\"";
         let cases = [
-            (format!("{ok}"), "social_auth.providers.apple.private_key"),
+            (ok.to_string(), "social_auth.providers.apple.private_key"),
             (
                 format!("{ok}\nprivate_key = \"not a key\""),
                 "social_auth.providers.apple.private_key",
