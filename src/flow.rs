@@ -293,9 +293,11 @@ pub(crate) fn stash_form_user(
     user: &str,
     secure: bool,
 ) {
-    if user.len() > MAX_FORM_USER_BYTES {
+    // Our states are 43 characters; a longer one matches no flow, and the cookie must fit.
+    if user.len() > MAX_FORM_USER_BYTES || state.len() > 256 {
         log::warn!(
-            "social_auth: a form_post `user` field over {MAX_FORM_USER_BYTES} bytes is ignored"
+            "social_auth: a form_post `user` field over {MAX_FORM_USER_BYTES} bytes, or with a \
+             `state` over 256, is ignored"
         );
         return;
     }
