@@ -1,6 +1,8 @@
-// What both interoperability tests share: a real OpenID provider (provider.mjs) on
+// What the interoperability tests share: a real OpenID provider (provider.mjs) on
 // `localhost`, our demo binary on `127.0.0.1` with a `kind = "oidc"` provider named `interop`
-// whose issuer is that provider, and a small cookie jar for driving them over plain HTTP.
+// whose issuer is that provider; the fake Sign in with Apple (examples/fake_apple.rs) on
+// `127.0.0.1` with the demo binary on `localhost`; and a small cookie jar for driving them over
+// plain HTTP.
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,7 +49,74 @@ export async function start(name) {
   const app = `http://127.0.0.1:${appPort}`;
   const callback = `${app}/auth/${PROVIDER}/callback`;
   const provider = await startProvider({ port: providerPort, redirectUri: callback });
+  const env = await launchApp({
+    name,
+    app,
+    appPort,
+    providers: `
+[default.social_auth.providers.${PROVIDER}]
+kind = "oidc"
+issuer = "${provider.issuer}"
+client_id = "${CLIENT_ID}"
+client_secret = "${CLIENT_SECRET}"
+offline = true
+`,
+    onStop: () => provider.close(),
+  });
+  return { ...env, callback, issuer: provider.issuer, provider };
+}
 
+export const APPLE_CLIENT_ID = 'com.example.interop';
+export const APPLE_TEAM_ID = 'TEAM123456';
+
+/**
+ * Starts the fake Sign in with Apple (`FAKE_APPLE_BIN`, default
+ * `target/debug/examples/fake_apple`) on `127.0.0.1` and the demo binary on `localhost`: two
+ * sites, so that Apple's `form_post` is a cross-site POST for SameSite purposes. Resolves to
+ * `{ app, callback, issuer, logFile, stop() }`.
+ */
+export async function startApple(name) {
+  mkdirSync(OUT, { recursive: true });
+  const bin = process.env.FAKE_APPLE_BIN ?? join(TARGET, 'debug', 'examples', 'fake_apple');
+  const fake = spawn(bin, [APPLE_CLIENT_ID, APPLE_TEAM_ID], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(fake);
+  const line = await new Promise((ok, fail) => {
+    let out = '';
+    fake.stdout.on('data', (chunk) => {
+      out += chunk;
+      if (out.includes('\n')) ok(out.slice(0, out.indexOf('\n')));
+    });
+    fake.once('error', (e) => fail(new Error(`${e.message} (run \`cargo build --example fake_apple\` first, or set FAKE_APPLE_BIN)`)));
+    fake.once('exit', (code) => fail(new Error(`fake_apple exited (${code})`)));
+  });
+  const { issuer, key_id: keyId, private_key: privateKey } = JSON.parse(line);
+  const appPort = await freePort();
+  const app = `http://localhost:${appPort}`;
+  const env = await launchApp({
+    name,
+    app,
+    appPort,
+    providers: `
+[default.social_auth.providers.apple]
+client_id = "${APPLE_CLIENT_ID}"
+team_id = "${APPLE_TEAM_ID}"
+key_id = "${keyId}"
+private_key = """${privateKey}"""
+issuer = "${issuer}"
+`,
+    onStop: async () => {
+      fake.kill('SIGKILL');
+      children.delete(fake);
+    },
+  });
+  return { ...env, callback: `${app}/auth/apple/callback`, issuer };
+}
+
+/**
+ * Starts the demo binary (`DEMO_BIN`, default `target/debug/rocket_social_auth`) on `appPort`
+ * with `public_url = app` and the `providers` tables; resolves once `/health` answers.
+ */
+async function launchApp({ name, app, appPort, providers, onStop }) {
   const dir = mkdtempSync(join(tmpdir(), 'rsa-interop-'));
   const config = join(dir, 'Rocket.toml');
   writeFileSync(config, `
@@ -68,14 +137,7 @@ session_exposes_jwt = true
 [default.social_auth.jwt]
 secret = "${JWT_SECRET}"
 role = "${ROLE}"
-
-[default.social_auth.providers.${PROVIDER}]
-kind = "oidc"
-issuer = "${provider.issuer}"
-client_id = "${CLIENT_ID}"
-client_secret = "${CLIENT_SECRET}"
-offline = true
-`);
+${providers}`);
   const bin = process.env.DEMO_BIN ?? join(TARGET, 'debug', 'rocket_social_auth');
   const logFile = join(OUT, `${name}-app.log`);
   const log = openSync(logFile, 'w');
@@ -93,10 +155,12 @@ offline = true
     await Promise.race([exited, new Promise((ok) => setTimeout(ok, 3000))]);
     child.kill('SIGKILL');
     children.delete(child);
-    await provider.close();
+    await onStop();
     rmSync(dir, { recursive: true, force: true });
   };
 
+  // The app listens on 127.0.0.1 whatever host `app` names (`localhost` for Apple's test).
+  const health = `http://127.0.0.1:${appPort}/health`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     const early = await Promise.race([exited, new Promise((ok) => setTimeout(() => ok(null), 100))]);
@@ -104,14 +168,14 @@ offline = true
       await stop();
       throw new Error(`the demo app exited (${JSON.stringify(early)}):\n${readFileSync(logFile, 'utf8')}`);
     }
-    const health = await fetch(`${app}/health`).then((r) => r.text(), () => null);
-    if (health === 'ok') break;
+    const answer = await fetch(health).then((r) => r.text(), () => null);
+    if (answer === 'ok') break;
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`the demo app did not answer /health within 30 s:\n${readFileSync(logFile, 'utf8')}`);
     }
   }
-  return { app, callback, issuer: provider.issuer, provider, logFile, stop };
+  return { app, logFile, stop };
 }
 
 /**

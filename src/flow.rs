@@ -52,6 +52,10 @@ pub(crate) struct Flow {
     /// Set for a link flow: the user the identity is to be linked to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_user: Option<i64>,
+    /// The `user` field of this flow's `form_post` callback (Apple's name, first authorization
+    /// only), from [`take_form_user`]; never in the flow cookie.
+    #[serde(skip)]
+    pub form_user: Option<String>,
 }
 
 /// Why a callback's state was refused.
@@ -103,6 +107,7 @@ impl Flow {
             next,
             created_at: now(),
             link_user: None,
+            form_user: None,
         }
     }
 
@@ -250,6 +255,86 @@ impl<'a, 'r> FlowJar<'a, 'r> {
             );
         }
     }
+}
+
+/// How long the `user` field of a `form_post` callback is kept for the `GET` it redirects to.
+const FORM_USER_MAX_AGE_SECS: i64 = 120;
+
+/// Longest `user` field kept (Apple's is a name and an email, some 150 bytes).
+const MAX_FORM_USER_BYTES: usize = 2048;
+
+/// The `user` field of a form_post callback, with the `state` it came with.
+#[derive(Serialize, Deserialize)]
+struct FormUser {
+    state: String,
+    user: String,
+    at: i64,
+}
+
+/// The name of the cookie that carries a `form_post`'s `user` field to the `GET` callback, and
+/// its path (that callback only).
+fn form_user_cookie(base: &str, provider: &str, secure: bool) -> (String, String) {
+    let prefix = if secure { "__Secure-" } else { "" };
+    (
+        format!("{prefix}social_auth_form_{provider}"),
+        format!("{base}/{provider}/callback"),
+    )
+}
+
+/// Keeps the `user` field of a cross-site `form_post` callback for the same-site `GET` it is
+/// redirected to, in a private (encrypted) `SameSite=Lax` cookie of that callback's path that
+/// lives [`FORM_USER_MAX_AGE_SECS`], bound to the callback's `state`: the name and email in it
+/// stay out of URLs and logs, and only the flow of that `state` may read it.
+pub(crate) fn stash_form_user(
+    cookies: &CookieJar<'_>,
+    base: &str,
+    provider: &str,
+    state: &str,
+    user: &str,
+    secure: bool,
+) {
+    // Our states are 43 characters; a longer one matches no flow, and the cookie must fit.
+    if user.len() > MAX_FORM_USER_BYTES || state.len() > 256 {
+        log::warn!(
+            "social_auth: a form_post `user` field over {MAX_FORM_USER_BYTES} bytes, or with a \
+             `state` over 256, is ignored"
+        );
+        return;
+    }
+    let (name, path) = form_user_cookie(base, provider, secure);
+    let value = FormUser {
+        state: state.to_owned(),
+        user: user.to_owned(),
+        at: now(),
+    };
+    let cookie = Cookie::build((name, serde_json::to_string(&value).unwrap_or_default()))
+        .path(path)
+        .same_site(SameSite::Lax)
+        .http_only(true)
+        .secure(secure)
+        .max_age(Duration::seconds(FORM_USER_MAX_AGE_SECS));
+    cookies.add_private(cookie);
+}
+
+/// The `user` field [`stash_form_user`] kept for the callback of `state`, if any (compared in
+/// constant time, and younger than [`FORM_USER_MAX_AGE_SECS`]); the cookie is removed either
+/// way.
+pub(crate) fn take_form_user(
+    cookies: &CookieJar<'_>,
+    base: &str,
+    provider: &str,
+    state: Option<&str>,
+    secure: bool,
+) -> Option<String> {
+    let (name, path) = form_user_cookie(base, provider, secure);
+    let cookie = cookies.get_private(&name)?;
+    cookies.remove_private(Cookie::build(name).path(path).secure(secure));
+    let kept: FormUser = serde_json::from_str(cookie.value()).ok()?;
+    let state = state?;
+    let age = now().checked_sub(kept.at)?;
+    (bool::from(kept.state.as_bytes().ct_eq(state.as_bytes()))
+        && (0..=FORM_USER_MAX_AGE_SECS).contains(&age))
+    .then_some(kept.user)
 }
 
 /// `next` is honoured only as a local path: one `/` followed by neither `/` nor `\`, no

@@ -77,7 +77,9 @@
 //! ```
 //!
 //! Provider kinds: `github` (and GitHub Enterprise with `authorize_url`, `token_url`,
-//! `api_url`), `facebook`, `google`, `oidc` (discovery from `issuer`), and `dev` (the
+//! `api_url`), `facebook`, `google`, `oidc` (discovery from `issuer`), `apple` (Sign in with
+//! Apple: `client_id`, `team_id`, `key_id`, `private_key_file`; its `form_post` callback is a
+//! cross-site `POST`, turned into a same-site `GET`), and `dev` (the
 //! development provider, with the `dev` feature, only in the debug profile on a loopback
 //! `public_url`), and any kind the app registers (below). A table named after its kind need not
 //! say `kind`; every table may say `link_by_verified_email`; each kind reads its other keys and

@@ -37,6 +37,9 @@ pub(crate) enum LoginError {
     Conflict(&'static str),
     /// Too many requests from this client (429, with the seconds to wait).
     RateLimited(u64),
+    /// A `POST` to the callback of a provider that does not answer with `form_post` (405):
+    /// its callback is `GET` only.
+    MethodNotAllowed,
     /// No provider of that name is configured: 404, answered by the app's catcher as for any
     /// unknown path.
     UnknownProvider,
@@ -61,6 +64,7 @@ impl LoginError {
             LoginError::PolicyDenied(_) | LoginError::LinkSessionChanged => Status::Forbidden,
             LoginError::Conflict(_) => Status::Conflict,
             LoginError::RateLimited(_) => Status::TooManyRequests,
+            LoginError::MethodNotAllowed => Status::MethodNotAllowed,
             LoginError::UnknownProvider => Status::NotFound,
         }
     }
@@ -87,6 +91,7 @@ impl LoginError {
             LoginError::LinkSessionChanged => "link_session_changed",
             LoginError::Conflict(code) => code,
             LoginError::RateLimited(_) => "rate_limited",
+            LoginError::MethodNotAllowed => "method_not_allowed",
             LoginError::UnknownProvider => "unknown_provider",
         }
     }
@@ -135,6 +140,7 @@ impl LoginError {
             LoginError::Conflict("identity_linked_elsewhere") => "This account is already linked to another user.".into(),
             LoginError::Conflict(_) => "You already have an account of this provider linked.".into(),
             LoginError::RateLimited(secs) => format!("Too many sign-in attempts. Please try again in {secs} seconds."),
+            LoginError::MethodNotAllowed => "This provider's callback is a GET.".into(),
             LoginError::UnknownProvider => "There is no such provider.".into(),
         }
     }
@@ -202,6 +208,9 @@ impl<'r> Responder<'r, 'static> for LoginError {
             .sized_body(body.len(), std::io::Cursor::new(body));
         if let LoginError::RateLimited(secs) = self {
             response.raw_header("Retry-After", secs.to_string());
+        }
+        if let LoginError::MethodNotAllowed = self {
+            response.raw_header("Allow", "GET");
         }
         response.ok()
     }

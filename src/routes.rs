@@ -2,13 +2,14 @@
 //! the provider tokens, refresh, logout and logout everywhere, and the JWKS; with the request
 //! guards only routes use (cross-site, own-site proof, rate limit) and `Cache-Control: no-store`.
 
+use rocket::form::{Form, FromForm, Lenient};
 use rocket::http::{CookieJar, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Redirect, Responder};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, post, routes, Route, State};
 
-use crate::flow::{is_local_path, Flow};
+use crate::flow::{is_local_path, stash_form_user, take_form_user, Flow};
 use crate::guard::{resolve, SocialAuth};
 use crate::jwt::Claims;
 use crate::login_error::LoginError;
@@ -21,6 +22,7 @@ pub(crate) fn routes(expose_refresh_token: bool) -> Vec<Route> {
     let mut list = routes![
         login,
         callback,
+        callback_post,
         session,
         token,
         refresh_get,
@@ -167,6 +169,7 @@ async fn start_flow(
             state: &flow.state,
             pkce_verifier: &flow.verifier,
             nonce: &flow.nonce,
+            form_user: None,
         })
         .await
         .map_err(LoginError::Provider)?;
@@ -284,6 +287,71 @@ async fn callback(
     )
 }
 
+/// The fields of a `form_post` authorization response that the callback reads; the others
+/// (Apple's `id_token`) are ignored: the token endpoint's `id_token` is the one checked.
+#[derive(FromForm)]
+struct FormPostResponse {
+    code: Option<String>,
+    state: Option<String>,
+    user: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+    iss: Option<String>,
+}
+
+/// `POST {base}/<provider>/callback`, only for a provider that answers with `form_post`
+/// (Apple; 405 for every other): the provider's page POSTs the authorization response from its
+/// own site, so the browser sends no `SameSite=Lax` cookie, and the flow cookie is not here.
+/// Nothing is decided here: the answer is a 303 to the `GET` callback with `code`, `state`,
+/// `error`, `error_description` and `iss` in the query (a top-level `GET`, which carries the
+/// flow cookie), where `state` is checked against the flow as for every provider. The `user`
+/// field (a name and an email) goes into a short-lived private cookie bound to its `state`,
+/// never into the URL.
+#[post("/<provider>/callback", data = "<form>")]
+async fn callback_post(
+    provider: &str,
+    form: Form<Lenient<FormPostResponse>>,
+    service: &State<AuthService>,
+    cookies: &CookieJar<'_>,
+) -> NoStore<Result<Redirect, LoginError>> {
+    let Some(client) = service.provider(provider) else {
+        return NoStore(Err(LoginError::UnknownProvider));
+    };
+    if !client.uses_form_post() {
+        return NoStore(Err(LoginError::MethodNotAllowed));
+    }
+    let form = form.into_inner().into_inner();
+    let config = service.config();
+    if let (Some(state), Some(user)) = (&form.state, &form.user) {
+        stash_form_user(
+            cookies,
+            config.base_path(),
+            provider,
+            state,
+            user,
+            config.secure_cookies(),
+        );
+    }
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [
+        ("code", form.code),
+        ("state", form.state),
+        ("error", form.error),
+        ("error_description", form.error_description),
+        ("iss", form.iss),
+    ] {
+        if let Some(value) = value {
+            query.append_pair(key, &value);
+        }
+    }
+    let target = format!(
+        "{}/{provider}/callback?{}",
+        config.base_path(),
+        query.finish()
+    );
+    NoStore(Ok(Redirect::to(target)))
+}
+
 /// The callback's work: check the flow, exchange the code, sign in (or link).
 #[allow(clippy::too_many_arguments)]
 async fn finish_login(
@@ -301,8 +369,15 @@ async fn finish_login(
     throttle.admit(service, provider)?;
     let config = service.config();
     let (base, secure) = (config.base_path(), config.secure_cookies());
-    let flow =
+    let form_post = service
+        .provider(provider)
+        .is_some_and(|client| client.uses_form_post());
+    let form_user = form_post
+        .then(|| take_form_user(cookies, base, provider, state.as_deref(), secure))
+        .flatten();
+    let mut flow =
         Flow::take(cookies, base, provider, state.as_deref(), secure).map_err(LoginError::Flow)?;
+    flow.form_user = form_user;
     if let Some(client) = service.provider(provider) {
         client
             .check_response_issuer(iss.as_deref())

@@ -19,6 +19,7 @@ use url::Url;
 
 use crate::secret::Secret;
 
+pub(crate) mod apple;
 mod configured;
 mod context;
 mod discord;
@@ -258,6 +259,9 @@ pub struct FlowParams<'a> {
     pub pkce_verifier: &'a str,
     /// The OpenID Connect `nonce`.
     pub nonce: &'a str,
+    /// The `user` field of a `form_post` authorization response, as it came (Apple sends the
+    /// user's name in it, on the first authorization only); `None` for every other callback.
+    pub form_user: Option<&'a str>,
 }
 
 impl<'a> FlowParams<'a> {
@@ -267,7 +271,14 @@ impl<'a> FlowParams<'a> {
             state,
             pkce_verifier,
             nonce,
+            form_user: None,
         }
+    }
+
+    /// With the `user` field of a `form_post` callback.
+    pub fn form_user(mut self, user: Option<&'a str>) -> Self {
+        self.form_user = user;
+        self
     }
 }
 
@@ -446,6 +457,15 @@ pub trait Provider: Send + Sync + 'static {
     /// provider, which signs in anyone as anyone, says `false`.
     fn vouches_for_email(&self) -> bool {
         true
+    }
+
+    /// Whether the provider answers with `response_mode=form_post`: a cross-site `POST` of the
+    /// authorization response to `{base}/<name>/callback` (Sign in with Apple). Only then does
+    /// that route take a `POST`, which it turns into the `GET` callback (see the manual's
+    /// "Sign in with Apple" section); every other provider's callback is `GET` only. Default
+    /// `false`.
+    fn uses_form_post(&self) -> bool {
+        false
     }
 
     /// Called once at launch, e.g. to fetch a discovery document. A failure is logged and the

@@ -493,14 +493,30 @@ impl<T> Fetched<T> {
     }
 }
 
+/// A client secret a provider makes itself for each use (Apple's ES256 JWT), rather than one
+/// the table gives.
+pub(crate) trait MintSecret: Send + Sync {
+    /// The client secret to send now.
+    fn client_secret(&self) -> Result<Secret, ProviderError>;
+}
+
+/// How the client authenticates at the token endpoint.
+enum Credential {
+    /// None: a public client (`token_auth = "none"`), which PKCE protects.
+    Public,
+    /// The table's `client_secret`.
+    Fixed(Secret),
+    /// Made by the provider for each use.
+    Minted(Box<dyn MintSecret>),
+}
+
 /// An OpenID provider.
 pub(crate) struct Oidc {
     name: String,
     quirks: Quirks,
     issuer: Url,
     client_id: String,
-    /// `None` with `token_auth = "none"` (a public client).
-    client_secret: Option<Secret>,
+    credential: Credential,
     /// The table's `token_auth`, which overrides discovery.
     token_auth: Option<TokenAuth>,
     /// Microsoft's tenant rules, when the kind is `microsoft`.
@@ -508,6 +524,8 @@ pub(crate) struct Oidc {
     redirect_uri: String,
     scopes: Vec<String>,
     offline: bool,
+    /// `response_mode` of the authorize URL (Apple's `form_post`); `None`: the default.
+    response_mode: Option<&'static str>,
     http: HttpClient,
     /// Discovery: fetched once, retried on use while it fails.
     metadata: Fetched<Metadata>,
@@ -562,7 +580,59 @@ impl Oidc {
         ctx: &ProviderContext<'_>,
         quirks: Quirks,
     ) -> Result<Self, ConfigError> {
-        let issuer = match (settings.issuer.as_deref(), quirks.default_issuer) {
+        if settings.token_auth == Some(TokenAuth::None) && !quirks.pkce {
+            return Err(ConfigError::new(
+                ctx.key("token_auth"),
+                "cannot be \"none\" for this provider: a public client needs PKCE, which it does not take",
+            ));
+        }
+        let (token_auth, secret) = (settings.token_auth, settings.client_secret);
+        let credential = || match (token_auth, secret) {
+            (Some(TokenAuth::None), None) => Ok(Credential::Public),
+            (Some(TokenAuth::None), Some(_)) => Err(ConfigError::new(
+                ctx.key("client_secret"),
+                "must not be set with token_auth = \"none\" (a public client sends no secret)",
+            )),
+            (_, secret) => ctx
+                .required_secret("client_secret", secret)
+                .map(Credential::Fixed),
+        };
+        let mut oidc = Self::with_credential(
+            ctx,
+            quirks,
+            (settings.issuer, settings.client_id, settings.scopes),
+            settings.offline,
+            credential,
+        )?;
+        oidc.token_auth = token_auth;
+        Ok(oidc)
+    }
+
+    /// A provider whose client secret `mint` makes for each use (no `client_secret` key), from
+    /// its table's `issuer`, `client_id` and `scopes`.
+    pub(crate) fn with_minted_secret(
+        ctx: &ProviderContext<'_>,
+        quirks: Quirks,
+        table: (Option<String>, Option<String>, Option<Vec<String>>),
+        mint: Box<dyn MintSecret>,
+    ) -> Result<Self, ConfigError> {
+        Self::with_credential(ctx, quirks, table, false, || Ok(Credential::Minted(mint)))
+    }
+
+    /// With `response_mode` in the authorize URL (Apple's `form_post`).
+    pub(crate) fn response_mode(mut self, mode: &'static str) -> Self {
+        self.response_mode = Some(mode);
+        self
+    }
+
+    fn with_credential(
+        ctx: &ProviderContext<'_>,
+        quirks: Quirks,
+        (issuer, client_id, scopes): (Option<String>, Option<String>, Option<Vec<String>>),
+        offline: bool,
+        credential: impl FnOnce() -> Result<Credential, ConfigError>,
+    ) -> Result<Self, ConfigError> {
+        let issuer = match (issuer.as_deref(), quirks.default_issuer) {
             (Some(issuer), _) | (None, Some(issuer)) => ctx.url("issuer", issuer)?,
             (None, None) => {
                 return Err(ConfigError::new(
@@ -571,34 +641,19 @@ impl Oidc {
                 ))
             }
         };
-        let client_secret =
-            match (settings.token_auth, settings.client_secret) {
-                (Some(TokenAuth::None), None) => None,
-                (Some(TokenAuth::None), Some(_)) => return Err(ConfigError::new(
-                    ctx.key("client_secret"),
-                    "must not be set with token_auth = \"none\" (a public client sends no secret)",
-                )),
-                (_, secret) => Some(ctx.required_secret("client_secret", secret)?),
-            };
-        if settings.token_auth == Some(TokenAuth::None) && !quirks.pkce {
-            return Err(ConfigError::new(
-                ctx.key("token_auth"),
-                "cannot be \"none\" for this provider: a public client needs PKCE, which it does not take",
-            ));
-        }
         Ok(Oidc {
             name: ctx.name().to_owned(),
             quirks,
-            client_id: ctx.required("client_id", settings.client_id)?,
-            client_secret,
-            token_auth: settings.token_auth,
+            client_id: ctx.required("client_id", client_id)?,
+            credential: credential()?,
+            token_auth: None,
             tenancy: None,
             issuer,
             redirect_uri: ctx.callback_url().to_string(),
-            scopes: settings
-                .scopes
+            scopes: scopes
                 .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]),
-            offline: settings.offline,
+            offline,
+            response_mode: None,
             http: ctx.http().clone(),
             metadata: Fetched::new(),
             keys: Fetched::new(),
@@ -716,26 +771,31 @@ impl Oidc {
         pick(&keys).ok_or_else(|| bad(format!("no published key has the id {kid:?}")))
     }
 
-    fn client(&self, metadata: &Metadata) -> Client {
+    fn client(&self, metadata: &Metadata) -> Result<Client, ProviderError> {
         let mut client = oauth2::Client::new(ClientId::new(self.client_id.clone()));
         // A public client (`none`) sends its id in the form and no secret.
-        if let (Some(secret), TokenAuth::Basic | TokenAuth::Post) =
-            (&self.client_secret, metadata.auth)
-        {
-            client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+        if let TokenAuth::Basic | TokenAuth::Post = metadata.auth {
+            let secret = match &self.credential {
+                Credential::Public => None,
+                Credential::Fixed(secret) => Some(secret.expose().to_owned()),
+                Credential::Minted(mint) => Some(mint.client_secret()?.expose().to_owned()),
+            };
+            if let Some(secret) = secret {
+                client = client.set_client_secret(ClientSecret::new(secret));
+            }
         }
         let auth_type = match metadata.auth {
             TokenAuth::Basic => AuthType::BasicAuth,
             _ => AuthType::RequestBody,
         };
-        client
+        Ok(client
             .set_auth_uri(AuthUrl::from_url(metadata.authorization.clone()))
             .set_token_uri(TokenUrl::from_url(metadata.token.clone()))
             .set_auth_type(auth_type)
             .set_redirect_uri(RedirectUrl::from_url(
                 Url::parse(&self.redirect_uri)
                     .unwrap_or_else(|_| Url::parse("http://127.0.0.1/").expect("static URL")),
-            ))
+            )))
     }
 
     /// The issuers an `id_token` may name: discovery's, and with [`Quirks::bare_issuer`] its
@@ -920,6 +980,9 @@ impl Provider for Oidc {
                 q.append_pair("code_challenge", challenge.as_str())
                     .append_pair("code_challenge_method", "S256");
             }
+            if let Some(mode) = self.response_mode {
+                q.append_pair("response_mode", mode);
+            }
             if self.offline && self.quirks.offline != Offline::Implicit {
                 if self.quirks.offline == Offline::AccessType {
                     q.append_pair("access_type", "offline");
@@ -936,7 +999,7 @@ impl Provider for Oidc {
         flow: &FlowParams<'_>,
     ) -> Result<TokenSet, ProviderError> {
         let metadata = self.metadata().await?;
-        let client = self.client(&metadata);
+        let client = self.client(&metadata)?;
         let mut request = client.exchange_code(AuthorizationCode::new(code.to_owned()));
         if self.quirks.pkce {
             request =
@@ -1007,7 +1070,7 @@ impl Provider for Oidc {
     /// the stored one; without one, the old one is kept.
     async fn refresh(&self, refresh_token: &Secret) -> Result<TokenSet, ProviderError> {
         let metadata = self.metadata().await?;
-        let client = self.client(&metadata);
+        let client = self.client(&metadata)?;
         let token = RefreshToken::new(refresh_token.expose().to_owned());
         let mut request = client.exchange_refresh_token(&token);
         if self.quirks.refresh_redirect_uri {

@@ -52,6 +52,7 @@ impl Default for ProviderKinds {
         kinds.register("oauth2", super::configured::build);
         kinds.register("discord", super::discord::build);
         kinds.register("x", super::x::build);
+        kinds.register("apple", super::apple::build);
         #[cfg(feature = "dev")]
         kinds.register_single("dev", crate::dev::build);
         kinds

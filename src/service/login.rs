@@ -33,6 +33,7 @@ impl AuthService {
             state: &flow.state,
             pkce_verifier: &flow.verifier,
             nonce: &flow.nonce,
+            form_user: flow.form_user.as_deref(),
         };
         let tokens = entry
             .client

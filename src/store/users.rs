@@ -140,7 +140,7 @@ impl Store {
     /// Records a login: creates the user and social account the first time an identity is seen
     /// (or, when the provider allows it, links it to the user with the same verified email),
     /// else updates tokens (keeping a stored refresh token the provider did not resend) and
-    /// profile. Concurrent first logins of one identity make one user. Returns the user and
+    /// profile (keeping a stored name the provider did not resend: Apple sends it once). Concurrent first logins of one identity make one user. Returns the user and
     /// whether it was created.
     pub(crate) async fn upsert_login(
         &self,
@@ -170,7 +170,7 @@ impl Store {
                 "WITH account AS (UPDATE social_users SET ",
                 set_new_tokens!(),
                 " WHERE provider = $5 AND social_id = $6 RETURNING user_id), \
-                 person AS (UPDATE users SET name = $7, email = $8, email_key = $9, \
+                 person AS (UPDATE users SET name = COALESCE($7, users.name), email = $8, email_key = $9, \
                  email_vouched_by = $14, \
                  avatar_url = $10, updated_at = $4 FROM account WHERE users.id = account.user_id \
                  RETURNING users.id, users.name, users.email, users.avatar_url), \
@@ -213,7 +213,7 @@ impl Store {
             .await?;
             if let Some(user_id) = existing {
                 let row: UserRow = sqlx::query_as(
-                    "UPDATE users SET name = $1, email = $2, email_key = $3, avatar_url = $4, \
+                    "UPDATE users SET name = COALESCE($1, name), email = $2, email_key = $3, avatar_url = $4, \
                      updated_at = $5, email_vouched_by = $7 WHERE id = $6 \
                      RETURNING id, name, email, avatar_url",
                 )

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod apple;
 mod config;
 mod custom_provider;
 mod discord;
