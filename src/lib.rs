@@ -131,6 +131,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod audit;
 mod client_ip;
 mod clock;
 mod config;
@@ -143,6 +144,7 @@ mod flow;
 mod guard;
 mod jwt;
 mod login_error;
+mod measure;
 mod model;
 mod policy;
 pub mod provider;
@@ -164,6 +166,7 @@ mod testing;
 mod vault;
 mod verified_cache;
 
+pub use audit::{AuditConfig, AuthEvent, AuthEventKind, RefreshOutcome, RevokeReason};
 pub use config::{
     Config, ConfigError, JwtAlgorithm, JwtConfig, JwtKeyConfig, OnStoreError, ProviderTable,
     RateLimitConfig, RateLimitStore,

@@ -1,6 +1,7 @@
 //! The routes mounted under `base`: login start and callback, link and unlink, session,
-//! the provider tokens, refresh, logout and logout everywhere, and the JWKS; with the request
-//! guards only routes use (cross-site, own-site proof, rate limit) and `Cache-Control: no-store`.
+//! the provider tokens, refresh, logout and logout everywhere, the user's events, and the
+//! JWKS; with the request guards only routes use (cross-site, own-site proof, rate limit) and
+//! `Cache-Control: no-store`.
 
 use rocket::http::{CookieJar, Status};
 use rocket::request::{FromRequest, Outcome, Request};
@@ -8,6 +9,7 @@ use rocket::response::{self, Redirect, Responder};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, post, routes, Route, State};
 
+use crate::audit::{AuthEvent, AuthEventKind, ClientInfo, RefreshOutcome};
 use crate::flow::{is_local_path, Flow};
 use crate::guard::{resolve, SocialAuth};
 use crate::jwt::Claims;
@@ -30,7 +32,8 @@ pub(crate) fn routes(expose_refresh_token: bool) -> Vec<Route> {
         logout_all,
         link,
         unlink,
-        jwks
+        jwks,
+        events
     ];
     if expose_refresh_token {
         list.extend(routes![refresh_token]);
@@ -181,11 +184,59 @@ async fn login(
     provider: &str,
     next: Option<String>,
     throttle: Throttle,
+    auth: SocialAuth,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, LoginError> {
-    throttle.admit(service, provider)?;
-    start_flow(service, provider, next, None, cookies).await
+    let started = match throttle.admit(service, provider) {
+        Ok(()) => start_flow(service, provider, next, None, cookies).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &started {
+        refused(service, provider, &auth, &client, e).await;
+    }
+    started
+}
+
+/// Records a refused sign-in (not a 404 for a provider that is off: its name is anybody's).
+async fn refused(
+    service: &AuthService,
+    provider: &str,
+    auth: &SocialAuth,
+    client: &ClientInfo,
+    error: &LoginError,
+) {
+    if matches!(error, LoginError::UnknownProvider) {
+        return;
+    }
+    crate::measure::login(provider, error.code());
+    let kind = AuthEventKind::SignInRefused {
+        code: error.code().to_owned(),
+    };
+    let event = AuthEvent::new(kind, client)
+        .user(auth.claims().and_then(Claims::user_id))
+        .provider(Some(provider));
+    service.audit().emit(event).await;
+}
+
+/// `GET {base}/events`: the signed-in user's last 50 stored events, newest first:
+/// `{"events": [{"at", "kind", "detail", "provider", "session_id", "ip", "user_agent"}],
+/// "stored": true}` (`"stored": false` and no events without `[social_auth.audit] store`);
+/// 401 signed out or a Local session.
+#[get("/events")]
+async fn events(auth: SocialAuth, service: &State<AuthService>) -> NoStore<JsonAnswer> {
+    NoStore(match account(&auth) {
+        None => Err(Refusal::Code(Status::Unauthorized, "")),
+        Some(_) if !service.audit().stores() => Ok(Json(json!({"events": [], "stored": false}))),
+        Some((user_id, _)) => match service.recent_events(user_id).await {
+            Ok(events) => Ok(Json(json!({"events": events, "stored": true}))),
+            Err(e) => {
+                log::error!("social_auth: {e}");
+                Err(Refusal::DATABASE_UNAVAILABLE)
+            }
+        },
+    })
 }
 
 /// `POST {base}/<provider>/link[?next=/path]`: starts a flow whose callback links that identity
@@ -230,6 +281,7 @@ async fn unlink(
     provider: &str,
     auth: SocialAuth,
     cross_site: CrossSite,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> UnlinkReply {
@@ -240,8 +292,15 @@ async fn unlink(
         return UnlinkReply::SignedOut;
     };
     let reply = service.unlink(user_id, provider).await;
-    if reply == UnlinkReply::Unlinked && auth.provider() == Some(provider) {
-        service.remove_jwt_cookie(cookies);
+    if reply == UnlinkReply::Unlinked {
+        let event = AuthEvent::new(AuthEventKind::Unlinked, &client)
+            .user(Some(user_id))
+            .provider(Some(provider))
+            .session(auth.claims().map(|c| c.jti.as_str()));
+        service.audit().emit(event).await;
+        if auth.provider() == Some(provider) {
+            service.remove_jwt_cookie(cookies);
+        }
     }
     reply
 }
@@ -264,24 +323,28 @@ async fn callback(
     iss: Option<String>,
     auth: SocialAuth,
     throttle: Throttle,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> NoStore<Result<Redirect, LoginError>> {
-    NoStore(
-        finish_login(
-            provider,
-            code,
-            state,
-            error,
-            error_description,
-            iss,
-            auth,
-            throttle,
-            service,
-            cookies,
-        )
-        .await,
+    let finished = finish_login(
+        provider,
+        code,
+        state,
+        error,
+        error_description,
+        iss,
+        &auth,
+        throttle,
+        &client,
+        service,
+        cookies,
     )
+    .await;
+    if let Err(e) = &finished {
+        refused(service, provider, &auth, &client, e).await;
+    }
+    NoStore(finished)
 }
 
 /// The callback's work: check the flow, exchange the code, sign in (or link).
@@ -293,8 +356,9 @@ async fn finish_login(
     error: Option<String>,
     error_description: Option<String>,
     iss: Option<String>,
-    auth: SocialAuth,
+    auth: &SocialAuth,
     throttle: Throttle,
+    client: &ClientInfo,
     service: &AuthService,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, LoginError> {
@@ -319,7 +383,7 @@ async fn finish_login(
         .filter(|c| !c.is_empty())
         .ok_or(LoginError::MissingCode)?;
     let jwt = service
-        .complete_login(provider, &code, &flow, auth.claims())
+        .complete_login(provider, &code, &flow, auth.claims(), client)
         .await?;
     if let Some(jwt) = jwt {
         service.set_jwt_cookie(cookies, &jwt);
@@ -418,6 +482,7 @@ async fn refresh(
     auth: SocialAuth,
     cross_site: bool,
     throttle: Throttle,
+    client: ClientInfo,
     service: &AuthService,
 ) -> NoStore<Result<RefreshReply, Refusal>> {
     NoStore(if service.provider(provider).is_none() {
@@ -428,7 +493,17 @@ async fn refresh(
         Err(Refusal::RateLimited(wait))
     } else {
         match auth.claims().and_then(Claims::user_id) {
-            Some(user_id) => Ok(service.refresh(user_id, provider).await),
+            Some(user_id) => {
+                let reply = service.refresh(user_id, provider).await;
+                if let Some(outcome) = RefreshOutcome::of(&reply) {
+                    let event = AuthEvent::new(AuthEventKind::Refresh { outcome }, &client)
+                        .user(Some(user_id))
+                        .provider(Some(provider))
+                        .session(auth.claims().map(|c| c.jti.as_str()));
+                    service.audit().emit(event).await;
+                }
+                Ok(reply)
+            }
             None => Ok(RefreshReply::SignedOut),
         }
     })
@@ -442,9 +517,10 @@ async fn refresh_get(
     auth: SocialAuth,
     own_site: OwnSite,
     throttle: Throttle,
+    client: ClientInfo,
     service: &State<AuthService>,
 ) -> NoStore<Result<RefreshReply, Refusal>> {
-    refresh(provider, auth, !own_site.0, throttle, service).await
+    refresh(provider, auth, !own_site.0, throttle, client, service).await
 }
 
 /// `POST {base}/<provider>/refresh`.
@@ -454,9 +530,10 @@ async fn refresh_post(
     auth: SocialAuth,
     cross_site: CrossSite,
     throttle: Throttle,
+    client: ClientInfo,
     service: &State<AuthService>,
 ) -> NoStore<Result<RefreshReply, Refusal>> {
-    refresh(provider, auth, cross_site.0, throttle, service).await
+    refresh(provider, auth, cross_site.0, throttle, client, service).await
 }
 
 /// Signs the request's session out (unless `cross_site`) and sends the browser to
@@ -465,6 +542,7 @@ async fn refresh_post(
 async fn logout(
     auth: SocialAuth,
     cross_site: bool,
+    client: &ClientInfo,
     service: &AuthService,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Refusal> {
@@ -474,7 +552,13 @@ async fn logout(
     }
     service.remove_jwt_cookie(cookies);
     if let Some(claims) = auth.claims() {
-        if let Err(e) = service.logout(claims).await {
+        let written = service.logout(claims).await;
+        let event = AuthEvent::new(AuthEventKind::Logout, client)
+            .user(claims.user_id())
+            .provider(claims.provider.as_deref())
+            .session(Some(&claims.jti));
+        service.audit().emit(event).await;
+        if let Err(e) = written {
             log::error!("social_auth: logout not recorded yet (retrying): {e}");
             return Err(Refusal::DATABASE_UNAVAILABLE);
         }
@@ -487,6 +571,7 @@ async fn logout(
 async fn logout_all(
     auth: SocialAuth,
     cross_site: CrossSite,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Refusal> {
@@ -494,12 +579,22 @@ async fn logout_all(
         return Err(Refusal::CROSS_SITE);
     }
     if let Some(claims) = auth.claims() {
-        if let Err(e) = service.logout_all(claims).await {
-            log::error!("social_auth: logout_all failed: {e}");
-            return Err(Refusal::DATABASE_UNAVAILABLE);
+        match service.logout_all(claims).await {
+            Ok(sessions) => {
+                let kind = AuthEventKind::LogoutEverywhere { sessions };
+                let event = AuthEvent::new(kind, &client)
+                    .user(claims.user_id())
+                    .provider(claims.provider.as_deref())
+                    .session(Some(&claims.jti));
+                service.audit().emit(event).await;
+            }
+            Err(e) => {
+                log::error!("social_auth: logout_all failed: {e}");
+                return Err(Refusal::DATABASE_UNAVAILABLE);
+            }
         }
     }
-    logout(auth, false, service, cookies).await
+    logout(auth, false, &client, service, cookies).await
 }
 
 /// `GET {base}/logout`: 303 to `logout_url`; signs out only when the request proves it comes
@@ -508,10 +603,11 @@ async fn logout_all(
 async fn logout_get(
     auth: SocialAuth,
     own_site: OwnSite,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Refusal> {
-    logout(auth, !own_site.0, service, cookies).await
+    logout(auth, !own_site.0, &client, service, cookies).await
 }
 
 /// `POST {base}/logout`: signs out unless cross-site ([`CrossSite`]).
@@ -519,8 +615,9 @@ async fn logout_get(
 async fn logout_post(
     auth: SocialAuth,
     cross_site: CrossSite,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Refusal> {
-    logout(auth, cross_site.0, service, cookies).await
+    logout(auth, cross_site.0, &client, service, cookies).await
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod audit;
 mod config;
 mod custom_provider;
 mod discovery;
