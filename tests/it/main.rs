@@ -15,6 +15,7 @@ mod fuzz;
 mod github;
 mod guard;
 mod hardening;
+mod metrics;
 mod oidc;
 mod ratelimit;
 mod refresh;
