@@ -93,7 +93,17 @@
 //!
 //! The routes under `base`: `GET /<provider>` (login), `/<provider>/callback`,
 //! `POST /<provider>/link` and `/unlink`, `/session`, `/token`, `/<provider>/refresh`,
-//! `/logout`, `POST /logout_all`, and `/jwks.json` with an asymmetric algorithm.
+//! `/logout`, `POST /logout_all`, `/events` (the user's security log), and `/jwks.json` with
+//! an asymmetric algorithm.
+//!
+//! # Operations
+//!
+//! Every sign-in, refusal, link, logout and refresh is an [`AuthEvent`], handed to
+//! [`Policy::on_event`], logged as one `social_auth::audit …` line, and with
+//! `[social_auth.audit] store = true` kept in `auth_events` ([`AuditConfig`]). Metrics are
+//! recorded through the `metrics` facade (logins, provider latency, refreshes, guard
+//! verifications, revocations, rate limits): install the exporter of your choice. The README
+//! lists every event and metric.
 //!
 //! # Security, in short
 //!
