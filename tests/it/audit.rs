@@ -380,3 +380,28 @@ async fn a_zero_retention_fails_launch_naming_the_key() {
         "{config_error}"
     );
 }
+
+#[rocket::async_test]
+async fn an_unreachable_rate_limit_store_is_an_event() {
+    let recorder = Recorder::default();
+    let extra = "[social_auth.rate_limit]\nper_minute = 30\nstore = \"redis\"\n\
+                 redis_url = \"redis://127.0.0.1:9\"\nredis_timeout_ms = 200\n";
+    let app = start(TestDb::sqlite().await, extra, recorder.clone()).await;
+    for _ in 0..3 {
+        let r = app
+            .client
+            .get("/auth/github")
+            .remote("192.0.2.9:1000".parse().unwrap())
+            .dispatch()
+            .await;
+        assert_eq!(r.status(), Status::SeeOther, "on_store_error = \"allow\"");
+    }
+    let seen = recorder.take();
+    assert_eq!(
+        seen.len(),
+        1,
+        "one event per warning, not per request: {seen:?}"
+    );
+    assert_eq!(seen[0].kind, AuthEventKind::RateLimitStoreUnavailable);
+    assert_eq!(seen[0].ip, Some("192.0.2.9".parse().unwrap()));
+}
