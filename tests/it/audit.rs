@@ -77,9 +77,21 @@ async fn login(app: &TestApp, client: &Client, agent: &str) -> Status {
         .status()
 }
 
+/// A stored row: at, kind, detail, user_id, provider, session_id, ip, user_agent.
+type EventRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 async fn stored_rows(db: &TestDb) -> Vec<String> {
     let pool = db.pool().await;
-    let rows: Vec<(i64, String, Option<String>, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>)> =
+    let rows: Vec<EventRow> =
         sqlx::query_as(
             "SELECT at, kind, detail, user_id, provider, session_id, ip, user_agent FROM auth_events ORDER BY id",
         )
@@ -360,12 +372,7 @@ async fn a_zero_retention_fails_launch_naming_the_key() {
         "[social_auth.audit]\nstore = true\nretention_days = 0\n",
     ))
     .attach(SocialAuthFairing::new());
-    let error = Client::tracked(app).await.err().expect("launch fails");
-    let text = format!("{error:?}");
-    assert!(
-        text.contains("Failed") || text.contains("fairing"),
-        "{text}"
-    );
+    Client::tracked(app).await.expect_err("launch fails");
     let config_error = SocialAuthFairing::new()
         .check_config(&figment(
             &db.url,

@@ -12,6 +12,9 @@ use rocket_social_auth::testing::{FakeGithub, TokenMode};
 
 use crate::common::*;
 
+/// A recorded metric: its kind, name, sorted labels and value.
+type Recorded = (MetricKind, String, Vec<(String, String)>, DebugValue);
+
 fn snapshotter() -> &'static Snapshotter {
     static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
     SNAPSHOTTER.get_or_init(|| {
@@ -25,7 +28,7 @@ fn snapshotter() -> &'static Snapshotter {
 }
 
 /// The metrics recorded since the last call: (kind, name, sorted labels) → value.
-fn recorded() -> Vec<(MetricKind, String, Vec<(String, String)>, DebugValue)> {
+fn recorded() -> Vec<Recorded> {
     snapshotter()
         .snapshot()
         .into_vec()
@@ -42,11 +45,7 @@ fn recorded() -> Vec<(MetricKind, String, Vec<(String, String)>, DebugValue)> {
         .collect()
 }
 
-fn find<'a>(
-    all: &'a [(MetricKind, String, Vec<(String, String)>, DebugValue)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'a DebugValue> {
+fn find<'a>(all: &'a [Recorded], name: &str, labels: &[(&str, &str)]) -> Option<&'a DebugValue> {
     all.iter()
         .find(|(_, n, l, _)| {
             n == name
@@ -57,11 +56,7 @@ fn find<'a>(
         .map(|(_, _, _, v)| v)
 }
 
-fn count(
-    all: &[(MetricKind, String, Vec<(String, String)>, DebugValue)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> u64 {
+fn count(all: &[Recorded], name: &str, labels: &[(&str, &str)]) -> u64 {
     match find(all, name, labels) {
         Some(DebugValue::Counter(n)) => *n,
         None => 0,
