@@ -372,7 +372,11 @@ async fn a_zero_retention_fails_launch_naming_the_key() {
         "[social_auth.audit]\nstore = true\nretention_days = 0\n",
     ))
     .attach(SocialAuthFairing::new());
-    Client::tracked(app).await.expect_err("launch fails");
+    let error = Client::tracked(app).await.expect_err("launch fails");
+    assert!(matches!(
+        error.kind(),
+        rocket::error::ErrorKind::FailedFairings(_)
+    ));
     let config_error = SocialAuthFairing::new()
         .check_config(&figment(
             &db.url,
