@@ -150,6 +150,9 @@ pub struct Config {
     /// ```
     #[serde(default)]
     pub trusted_proxies: Option<u32>,
+    /// Audit events: whether they are also kept in the `auth_events` table, and how long.
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// The `[default.social_auth.rate_limit]` table.
@@ -564,6 +567,7 @@ impl Config {
             ));
         }
         self.jwt.validate()?;
+        self.audit.validate()?;
         if !development
             && self
                 .jwt

@@ -10,6 +10,7 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 
 use crate::jwt::Claims;
+use crate::measure;
 use crate::service::AuthService;
 use crate::verified_cache::{TokenSource, Verified};
 
@@ -127,20 +128,27 @@ pub(crate) fn resolve<'r>(request: &'r Request<'_>) -> &'r Resolved {
         if let Some(hit) = service.verified().get(source, raw) {
             // A remembered token may have been revoked since (logout, here or elsewhere).
             if service.is_revoked(&hit.claims.jti) {
+                measure::guard("refused");
                 return Resolved(None);
             }
+            measure::guard("remembered");
             return Resolved(Some(hit));
         }
         let token = match source {
             TokenSource::Bearer => raw.to_owned(),
             TokenSource::Cookie => match request.cookies().get_private(cookie_name) {
                 Some(cookie) => cookie.value().to_owned(),
-                None => return Resolved(None),
+                None => {
+                    measure::guard("refused");
+                    return Resolved(None);
+                }
             },
         };
         let Some(claims) = service.verify_jwt(&token) else {
+            measure::guard("refused");
             return Resolved(None);
         };
+        measure::guard("verified");
         let verified = Arc::new(Verified { token, claims });
         service.verified().insert(source, raw, verified.clone());
         Resolved(Some(verified))

@@ -98,7 +98,17 @@
 //!
 //! The routes under `base`: `GET /<provider>` (login), `/<provider>/callback`,
 //! `POST /<provider>/link` and `/unlink`, `/session`, `/token`, `/<provider>/refresh`,
-//! `/logout`, `POST /logout_all`, and `/jwks.json` with an asymmetric algorithm.
+//! `/logout`, `POST /logout_all`, `/events` (the user's security log), and `/jwks.json` with
+//! an asymmetric algorithm.
+//!
+//! # Operations
+//!
+//! Every sign-in, refusal, link, logout and refresh is an [`AuthEvent`], handed to
+//! [`Policy::on_event`], logged as one `social_auth::audit …` line, and with
+//! `[social_auth.audit] store = true` kept in `auth_events` ([`AuditConfig`]). Metrics are
+//! recorded through the `metrics` facade (logins, provider latency, refreshes, guard
+//! verifications, revocations, rate limits): install the exporter of your choice. The README
+//! lists every event and metric.
 //!
 //! # Adding a provider
 //!
@@ -238,6 +248,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod audit;
 mod client_ip;
 mod clock;
 mod config;
@@ -250,6 +261,7 @@ mod flow;
 mod guard;
 mod jwt;
 mod login_error;
+mod measure;
 mod model;
 mod policy;
 pub mod provider;
@@ -272,6 +284,7 @@ mod testing;
 mod vault;
 mod verified_cache;
 
+pub use audit::{AuditConfig, AuthEvent, AuthEventKind, RefreshOutcome, RevokeReason};
 pub use config::{
     Config, ConfigError, JwtAlgorithm, JwtConfig, JwtKeyConfig, OnStoreError, ProviderTable,
     RateLimitConfig, RateLimitStore,

@@ -70,7 +70,7 @@ impl LoginError {
     }
 
     /// Our code for the failure.
-    fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             LoginError::Flow(FlowError::Missing) => "missing_flow",
             LoginError::Flow(FlowError::NoState) => "missing_state",

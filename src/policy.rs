@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::audit::AuthEvent;
 use crate::model::{SignIn, User};
 
 /// A refused sign-in: answered with 403 and this reason, nothing stored.
@@ -91,6 +92,25 @@ pub trait Policy: Send + Sync + 'static {
     ) -> Result<(), sqlx::Error> {
         Ok(())
     }
+
+    /// Receives every audit event ([`AuthEvent`]): sign-ins, refused sign-ins, links,
+    /// logouts, refreshes… Called on the request's task, after the fact: keep it quick (hand
+    /// the event to a channel for slow work). It cannot change the outcome.
+    ///
+    /// ```
+    /// use rocket_social_auth::{AuthEvent, AuthEventKind, Policy};
+    ///
+    /// struct Alerts;
+    ///
+    /// impl Policy for Alerts {
+    ///     fn on_event(&self, event: &AuthEvent) {
+    ///         if let AuthEventKind::SignInRefused { code } = &event.kind {
+    ///             eprintln!("refused sign-in from {:?}: {code}", event.ip);
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    fn on_event(&self, _event: &AuthEvent) {}
 }
 
 /// The policy of an app that passed none: everything allowed, nothing added.

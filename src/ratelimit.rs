@@ -44,11 +44,17 @@ impl fmt::Debug for RateLimit {
 impl RateLimit {
     /// The limiter of a configuration that `Config::validate` accepted. With Redis, nothing is
     /// connected yet: the first request connects.
-    pub(crate) fn new(config: &RateLimitConfig, client: ClientAddress) -> Self {
+    pub(crate) fn new(
+        config: &RateLimitConfig,
+        client: ClientAddress,
+        audit: Option<std::sync::Arc<crate::audit::Audit>>,
+    ) -> Self {
         let per_minute = NonZeroU32::new(config.per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = config.burst.and_then(NonZeroU32::new).unwrap_or(per_minute);
         let store = match config.store {
-            RateLimitStore::Redis => Store::Redis(RedisLimit::new(config, per_minute, burst)),
+            RateLimitStore::Redis => {
+                Store::Redis(RedisLimit::new(config, per_minute, burst, audit))
+            }
             RateLimitStore::Memory => {
                 Store::Memory(MemoryLimit::new(per_minute, burst, config.max_clients))
             }
@@ -64,10 +70,14 @@ impl RateLimit {
     /// `Ok` when a request from `ip` may go on, else the seconds to wait.
     pub(crate) async fn check_ip(&self, ip: IpAddr) -> Result<(), u64> {
         let client = ClientKey::from(ip);
-        match &self.store {
+        let verdict = match &self.store {
             Store::Memory(memory) => memory.check(client),
-            Store::Redis(redis) => redis.check(client).await,
+            Store::Redis(redis) => redis.check(client, ip).await,
+        };
+        if verdict.is_err() {
+            crate::measure::rate_limited();
         }
+        verdict
     }
 
     /// Forgets clients that are back to a full allowance (Redis does it by itself: each key

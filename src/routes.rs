@@ -1,6 +1,7 @@
 //! The routes mounted under `base`: login start and callback, link and unlink, session,
-//! the provider tokens, refresh, logout and logout everywhere, and the JWKS; with the request
-//! guards only routes use (cross-site, own-site proof, rate limit) and `Cache-Control: no-store`.
+//! the provider tokens, refresh, logout and logout everywhere, the user's events, and the
+//! JWKS; with the request guards only routes use (cross-site, own-site proof, rate limit) and
+//! `Cache-Control: no-store`.
 
 use rocket::form::{Form, FromForm, Lenient};
 use rocket::http::{CookieJar, Status};
@@ -9,6 +10,7 @@ use rocket::response::{self, Redirect, Responder};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, post, routes, Route, State};
 
+use crate::audit::{AuthEvent, AuthEventKind, ClientInfo, RefreshOutcome};
 use crate::flow::{is_local_path, stash_form_user, take_form_user, Flow};
 use crate::guard::{resolve, SocialAuth};
 use crate::jwt::Claims;
@@ -32,7 +34,8 @@ pub(crate) fn routes(expose_refresh_token: bool) -> Vec<Route> {
         logout_all,
         link,
         unlink,
-        jwks
+        jwks,
+        events
     ];
     if expose_refresh_token {
         list.extend(routes![refresh_token]);
@@ -184,11 +187,59 @@ async fn login(
     provider: &str,
     next: Option<String>,
     throttle: Throttle,
+    auth: SocialAuth,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, LoginError> {
-    throttle.admit(service, provider)?;
-    start_flow(service, provider, next, None, cookies).await
+    let started = match throttle.admit(service, provider) {
+        Ok(()) => start_flow(service, provider, next, None, cookies).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &started {
+        refused(service, provider, &auth, &client, e).await;
+    }
+    started
+}
+
+/// Records a refused sign-in (not a 404 for a provider that is off: its name is anybody's).
+async fn refused(
+    service: &AuthService,
+    provider: &str,
+    auth: &SocialAuth,
+    client: &ClientInfo,
+    error: &LoginError,
+) {
+    if matches!(error, LoginError::UnknownProvider) {
+        return;
+    }
+    crate::measure::login(provider, error.code());
+    let kind = AuthEventKind::SignInRefused {
+        code: error.code().to_owned(),
+    };
+    let event = AuthEvent::new(kind, client)
+        .user(auth.claims().and_then(Claims::user_id))
+        .provider(Some(provider));
+    service.audit().emit(event).await;
+}
+
+/// `GET {base}/events`: the signed-in user's last 50 stored events, newest first:
+/// `{"events": [{"at", "kind", "detail", "provider", "session_id", "ip", "user_agent"}],
+/// "stored": true}` (`"stored": false` and no events without `[social_auth.audit] store`);
+/// 401 signed out or a Local session.
+#[get("/events")]
+async fn events(auth: SocialAuth, service: &State<AuthService>) -> NoStore<JsonAnswer> {
+    NoStore(match account(&auth) {
+        None => Err(Refusal::Code(Status::Unauthorized, "")),
+        Some(_) if !service.audit().stores() => Ok(Json(json!({"events": [], "stored": false}))),
+        Some((user_id, _)) => match service.recent_events(user_id).await {
+            Ok(events) => Ok(Json(json!({"events": events, "stored": true}))),
+            Err(e) => {
+                log::error!("social_auth: {e}");
+                Err(Refusal::DATABASE_UNAVAILABLE)
+            }
+        },
+    })
 }
 
 /// `POST {base}/<provider>/link[?next=/path]`: starts a flow whose callback links that identity
@@ -233,6 +284,7 @@ async fn unlink(
     provider: &str,
     auth: SocialAuth,
     cross_site: CrossSite,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> UnlinkReply {
@@ -243,8 +295,15 @@ async fn unlink(
         return UnlinkReply::SignedOut;
     };
     let reply = service.unlink(user_id, provider).await;
-    if reply == UnlinkReply::Unlinked && auth.provider() == Some(provider) {
-        service.remove_jwt_cookie(cookies);
+    if reply == UnlinkReply::Unlinked {
+        let event = AuthEvent::new(AuthEventKind::Unlinked, &client)
+            .user(Some(user_id))
+            .provider(Some(provider))
+            .session(auth.claims().map(|c| c.jti.as_str()));
+        service.audit().emit(event).await;
+        if auth.provider() == Some(provider) {
+            service.remove_jwt_cookie(cookies);
+        }
     }
     reply
 }
@@ -267,24 +326,28 @@ async fn callback(
     iss: Option<String>,
     auth: SocialAuth,
     throttle: Throttle,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> NoStore<Result<Redirect, LoginError>> {
-    NoStore(
-        finish_login(
-            provider,
-            code,
-            state,
-            error,
-            error_description,
-            iss,
-            auth,
-            throttle,
-            service,
-            cookies,
-        )
-        .await,
+    let finished = finish_login(
+        provider,
+        code,
+        state,
+        error,
+        error_description,
+        iss,
+        &auth,
+        throttle,
+        &client,
+        service,
+        cookies,
     )
+    .await;
+    if let Err(e) = &finished {
+        refused(service, provider, &auth, &client, e).await;
+    }
+    NoStore(finished)
 }
 
 /// The fields of a `form_post` authorization response that the callback reads; the others
@@ -361,8 +424,9 @@ async fn finish_login(
     error: Option<String>,
     error_description: Option<String>,
     iss: Option<String>,
-    auth: SocialAuth,
+    auth: &SocialAuth,
     throttle: Throttle,
+    client: &ClientInfo,
     service: &AuthService,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, LoginError> {
@@ -394,7 +458,7 @@ async fn finish_login(
         .filter(|c| !c.is_empty())
         .ok_or(LoginError::MissingCode)?;
     let jwt = service
-        .complete_login(provider, &code, &flow, auth.claims())
+        .complete_login(provider, &code, &flow, auth.claims(), client)
         .await?;
     if let Some(jwt) = jwt {
         service.set_jwt_cookie(cookies, &jwt);
@@ -493,6 +557,7 @@ async fn refresh(
     auth: SocialAuth,
     cross_site: bool,
     throttle: Throttle,
+    client: ClientInfo,
     service: &AuthService,
 ) -> NoStore<Result<RefreshReply, Refusal>> {
     NoStore(if service.provider(provider).is_none() {
@@ -503,7 +568,17 @@ async fn refresh(
         Err(Refusal::RateLimited(wait))
     } else {
         match auth.claims().and_then(Claims::user_id) {
-            Some(user_id) => Ok(service.refresh(user_id, provider).await),
+            Some(user_id) => {
+                let reply = service.refresh(user_id, provider).await;
+                if let Some(outcome) = RefreshOutcome::of(&reply) {
+                    let event = AuthEvent::new(AuthEventKind::Refresh { outcome }, &client)
+                        .user(Some(user_id))
+                        .provider(Some(provider))
+                        .session(auth.claims().map(|c| c.jti.as_str()));
+                    service.audit().emit(event).await;
+                }
+                Ok(reply)
+            }
             None => Ok(RefreshReply::SignedOut),
         }
     })
@@ -517,9 +592,10 @@ async fn refresh_get(
     auth: SocialAuth,
     own_site: OwnSite,
     throttle: Throttle,
+    client: ClientInfo,
     service: &State<AuthService>,
 ) -> NoStore<Result<RefreshReply, Refusal>> {
-    refresh(provider, auth, !own_site.0, throttle, service).await
+    refresh(provider, auth, !own_site.0, throttle, client, service).await
 }
 
 /// `POST {base}/<provider>/refresh`.
@@ -529,9 +605,10 @@ async fn refresh_post(
     auth: SocialAuth,
     cross_site: CrossSite,
     throttle: Throttle,
+    client: ClientInfo,
     service: &State<AuthService>,
 ) -> NoStore<Result<RefreshReply, Refusal>> {
-    refresh(provider, auth, cross_site.0, throttle, service).await
+    refresh(provider, auth, cross_site.0, throttle, client, service).await
 }
 
 /// Signs the request's session out (unless `cross_site`) and sends the browser to
@@ -540,6 +617,7 @@ async fn refresh_post(
 async fn logout(
     auth: SocialAuth,
     cross_site: bool,
+    client: &ClientInfo,
     service: &AuthService,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Refusal> {
@@ -549,7 +627,13 @@ async fn logout(
     }
     service.remove_jwt_cookie(cookies);
     if let Some(claims) = auth.claims() {
-        if let Err(e) = service.logout(claims).await {
+        let written = service.logout(claims).await;
+        let event = AuthEvent::new(AuthEventKind::Logout, client)
+            .user(claims.user_id())
+            .provider(claims.provider.as_deref())
+            .session(Some(&claims.jti));
+        service.audit().emit(event).await;
+        if let Err(e) = written {
             log::error!("social_auth: logout not recorded yet (retrying): {e}");
             return Err(Refusal::DATABASE_UNAVAILABLE);
         }
@@ -562,6 +646,7 @@ async fn logout(
 async fn logout_all(
     auth: SocialAuth,
     cross_site: CrossSite,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Refusal> {
@@ -569,12 +654,22 @@ async fn logout_all(
         return Err(Refusal::CROSS_SITE);
     }
     if let Some(claims) = auth.claims() {
-        if let Err(e) = service.logout_all(claims).await {
-            log::error!("social_auth: logout_all failed: {e}");
-            return Err(Refusal::DATABASE_UNAVAILABLE);
+        match service.logout_all(claims).await {
+            Ok(sessions) => {
+                let kind = AuthEventKind::LogoutEverywhere { sessions };
+                let event = AuthEvent::new(kind, &client)
+                    .user(claims.user_id())
+                    .provider(claims.provider.as_deref())
+                    .session(Some(&claims.jti));
+                service.audit().emit(event).await;
+            }
+            Err(e) => {
+                log::error!("social_auth: logout_all failed: {e}");
+                return Err(Refusal::DATABASE_UNAVAILABLE);
+            }
         }
     }
-    logout(auth, false, service, cookies).await
+    logout(auth, false, &client, service, cookies).await
 }
 
 /// `GET {base}/logout`: 303 to `logout_url`; signs out only when the request proves it comes
@@ -583,10 +678,11 @@ async fn logout_all(
 async fn logout_get(
     auth: SocialAuth,
     own_site: OwnSite,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Refusal> {
-    logout(auth, !own_site.0, service, cookies).await
+    logout(auth, !own_site.0, &client, service, cookies).await
 }
 
 /// `POST {base}/logout`: signs out unless cross-site ([`CrossSite`]).
@@ -594,8 +690,9 @@ async fn logout_get(
 async fn logout_post(
     auth: SocialAuth,
     cross_site: CrossSite,
+    client: ClientInfo,
     service: &State<AuthService>,
     cookies: &CookieJar<'_>,
 ) -> Result<Redirect, Refusal> {
-    logout(auth, cross_site.0, service, cookies).await
+    logout(auth, cross_site.0, &client, service, cookies).await
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::time::{Duration, OffsetDateTime};
 
+use crate::audit::Audit;
 use crate::client_ip::ClientAddress;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
@@ -54,6 +55,10 @@ pub struct AuthService {
     revocations: Arc<RevocationList>,
     unwritten: Arc<UnwrittenLogouts>,
     rate_limit: Option<Arc<RateLimit>>,
+    /// Where audit events go.
+    audit: Arc<Audit>,
+    /// How the client address of a request is found (the rate limit's and the events' rule).
+    client_address: ClientAddress,
     /// The JWT cookie's name, chosen once from `public_url` (the guard reads it per request).
     jwt_cookie: &'static str,
 }
@@ -75,9 +80,17 @@ impl AuthService {
         providers: BTreeMap<String, ProviderEntry>,
         policy: Arc<dyn Policy>,
     ) -> Self {
+        let client_address = ClientAddress::new(config.ip_header.clone(), config.trusted_proxies);
+        let audit = Arc::new(Audit::new(
+            policy.clone(),
+            config.audit.store.then(|| store.clone()),
+        ));
         let rate_limit = config.rate_limit.as_ref().map(|c| {
-            let client = ClientAddress::new(config.ip_header.clone(), config.trusted_proxies);
-            Arc::new(RateLimit::new(c, client))
+            Arc::new(RateLimit::new(
+                c,
+                client_address.clone(),
+                Some(audit.clone()),
+            ))
         });
         AuthService {
             jwt,
@@ -90,6 +103,8 @@ impl AuthService {
             revocations: Arc::default(),
             unwritten: Arc::default(),
             rate_limit,
+            audit,
+            client_address,
         }
     }
 
@@ -112,6 +127,26 @@ impl AuthService {
 
     pub(crate) fn provider(&self, name: &str) -> Option<&dyn Provider> {
         self.providers.get(name).map(|p| &*p.client)
+    }
+
+    /// Where audit events go.
+    pub(crate) fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// How a request's client address is found.
+    pub(crate) fn client_address(&self) -> &ClientAddress {
+        &self.client_address
+    }
+
+    /// `user_id`'s last 50 stored audit events, newest first, as `GET {base}/events` lists
+    /// them: `{"at", "kind", "detail", "provider", "session_id", "ip", "user_agent"}` (see
+    /// [`AuthEvent`](crate::AuthEvent)). Empty unless `[social_auth.audit] store = true`.
+    pub async fn recent_events(&self, user_id: i64) -> Result<Vec<serde_json::Value>, Error> {
+        if !self.audit.stores() {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.events_of(user_id, 50).await?)
     }
 
     pub(crate) fn rate_limit(&self) -> Option<&RateLimit> {
@@ -314,6 +349,10 @@ impl AuthService {
             revocations: self.revocations.clone(),
             unwritten: self.unwritten.clone(),
             rate_limit: self.rate_limit.clone(),
+            event_retention_days: self
+                .audit
+                .stores()
+                .then_some(self.config.audit.retention_days),
             every: std::time::Duration::from_secs(self.config.revocation_cache_secs),
         }
     }

@@ -32,10 +32,9 @@ impl RevocationList {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend(sessions.iter().cloned());
-        self.revoked
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(sessions);
+        let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
+        revoked.extend(sessions);
+        crate::measure::revoked_sessions(revoked.len());
     }
 
     /// Replaces the set with a fresh load from the database (plus our own revocations), dropping
@@ -49,6 +48,7 @@ impl RevocationList {
             local.retain(|_, exp| *exp > now);
             fresh.extend(local.iter().map(|(k, v)| (k.clone(), *v)));
         }
+        crate::measure::revoked_sessions(fresh.len());
         *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = fresh;
     }
 

@@ -100,6 +100,7 @@ pub(crate) struct Store {
     postgres: bool,
 }
 
+mod events;
 mod reencrypt;
 mod sessions;
 mod tokens;

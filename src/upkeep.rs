@@ -1,5 +1,6 @@
-//! The background work of an instance: reloading the revoked sessions, purging expired ones,
-//! forgetting idle rate-limit entries, and writing the logouts the database refused.
+//! The background work of an instance: reloading the revoked sessions, purging expired ones
+//! and old audit events, forgetting idle rate-limit entries, and writing the logouts the
+//! database refused.
 
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ pub(crate) struct Upkeep {
     pub(crate) revocations: Arc<RevocationList>,
     pub(crate) unwritten: Arc<UnwrittenLogouts>,
     pub(crate) rate_limit: Option<Arc<RateLimit>>,
+    /// With `[social_auth.audit] store = true`: how many days events are kept.
+    pub(crate) event_retention_days: Option<u32>,
     pub(crate) every: std::time::Duration,
 }
 
@@ -77,6 +80,11 @@ impl Upkeep {
                 }
                 if let Some(limit) = &self.rate_limit {
                     limit.forget_idle();
+                }
+                if let Some(days) = self.event_retention_days {
+                    if let Err(e) = self.store.purge_events(days).await {
+                        log::warn!("social_auth: old audit events not purged: {e}");
+                    }
                 }
             }
             tick = tick.wrapping_add(1);

@@ -4,7 +4,10 @@
 
 use std::process::ExitCode;
 
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rocket::http::{ContentType, Status};
+use rocket::request::Request;
+use rocket::response::{self, Responder, Response};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, get, routes, Build, Rocket, State};
 use rocket_db_pools::Database;
@@ -13,9 +16,10 @@ use rocket_social_auth::serde_json;
 use rocket_social_auth::{AuthDb, AuthService, AuthUser, SocialAuth, SocialAuthFairing};
 use serde::Serialize;
 
-/// The home page: sign-in buttons, or who is signed in.
+/// The home page: sign-in buttons, or who is signed in (the account page) with their
+/// security log, the last events of their account.
 #[get("/")]
-fn index(auth: SocialAuth, service: &State<AuthService>) -> Template {
+async fn index(auth: SocialAuth, service: &State<AuthService>) -> Template {
     let providers: Vec<Value> = service
         .providers()
         .map(|name| {
@@ -31,12 +35,17 @@ fn index(auth: SocialAuth, service: &State<AuthService>) -> Template {
         })
         .collect();
     let base = service.config().base.trim_end_matches('/').to_owned();
+    let events = match auth.claims().and_then(|c| c.user_id()) {
+        Some(user_id) => service.recent_events(user_id).await.unwrap_or_default(),
+        None => Vec::new(),
+    };
     Template::render(
         "index",
         context! {
             user: auth.claims(),
             provider: auth.provider(),
             providers,
+            events,
             logout_url: format!("{base}/logout"),
         },
     )
@@ -113,17 +122,53 @@ async fn ready(service: &State<AuthService>) -> (Status, &'static str) {
     }
 }
 
+/// An answer in Prometheus's text format, `text/plain; version=0.0.4`.
+struct Prometheus(String);
+
+impl<'r> Responder<'r, 'static> for Prometheus {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        Response::build()
+            .raw_header("Content-Type", "text/plain; version=0.0.4")
+            .sized_body(self.0.len(), std::io::Cursor::new(self.0))
+            .ok()
+    }
+}
+
+/// The library's metrics (and any the app records) in Prometheus's text format. Public here
+/// for the demo: in production keep it on an internal port or behind the network's rules.
+#[get("/metrics")]
+fn metrics(handle: &State<PrometheusHandle>) -> Prometheus {
+    Prometheus(handle.render())
+}
+
+/// The Prometheus recorder: latencies (`*_seconds`) as histograms with these buckets, not
+/// summaries. Installed once per process.
+fn prometheus() -> Option<PrometheusHandle> {
+    const BUCKETS: [f64; 12] = [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|e| eprintln!("warning: no /metrics: {e}"))
+        .ok()
+}
+
 #[catch(401)]
 fn unauthorized() -> Json<Value> {
     Json(json!({"error": "unauthorized", "status": 401}))
 }
 
 fn rocket() -> Rocket<Build> {
-    rocket::build()
+    let app = rocket::build()
         .attach(SocialAuthFairing::new())
         .attach(Template::fairing())
         .mount("/", routes![index, me, health, ready])
-        .register("/", catchers![unauthorized])
+        .register("/", catchers![unauthorized]);
+    match prometheus() {
+        Some(handle) => app.manage(handle).mount("/", routes![metrics]),
+        None => app,
+    }
 }
 
 /// `cargo run -- reencrypt`: rewrites every stored provider token under the first of

@@ -66,7 +66,7 @@ impl<'a> ProviderContext<'a> {
             config,
             profile,
             callback,
-            http,
+            http: http.labelled(name),
             attachments: RefCell::new(Vec::new()),
         })
     }

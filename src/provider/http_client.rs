@@ -69,6 +69,8 @@ impl Answer {
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     inner: reqwest::Client,
+    /// The provider whose calls these are: the `provider` label of their latency metric.
+    provider: std::sync::Arc<str>,
 }
 
 impl HttpClient {
@@ -84,7 +86,18 @@ impl HttpClient {
             .connect_timeout(timeout)
             .default_headers(headers)
             .build()?;
-        Ok(HttpClient { inner })
+        Ok(HttpClient {
+            inner,
+            provider: "".into(),
+        })
+    }
+
+    /// The same client, its calls measured as `provider`'s.
+    pub(crate) fn labelled(&self, provider: &str) -> Self {
+        HttpClient {
+            inner: self.inner.clone(),
+            provider: provider.into(),
+        }
     }
 
     /// A request builder on the shared client.
@@ -100,8 +113,22 @@ impl HttpClient {
 
     /// Sends a request built by [`get`](Self::get) or [`post`](Self::post) and reads its
     /// answer (any status) in full, up to 1 MiB.
+    ///
+    /// Each call's duration is recorded as `social_auth_provider_request_duration_seconds`
+    /// with the provider and the URL's path as its `endpoint`.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, HttpError> {
-        let mut response = request.send().await.map_err(classify)?;
+        let request = request.build().map_err(classify)?;
+        // The path of a URL from the configuration or the provider's discovery: few distinct
+        // values, never a token (those travel in headers and bodies).
+        let endpoint = request.url().path().to_owned();
+        let started = std::time::Instant::now();
+        let answer = self.execute(request).await;
+        crate::measure::provider_call(&self.provider, &endpoint, started.elapsed());
+        answer
+    }
+
+    async fn execute(&self, request: reqwest::Request) -> Result<Answer, HttpError> {
+        let mut response = self.inner.execute(request).await.map_err(classify)?;
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
         if response

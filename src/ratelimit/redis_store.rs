@@ -36,6 +36,8 @@ pub(super) struct RedisLimit {
     /// `Retry-After` when `deny` refuses for an outage: one request's allowance, in seconds.
     deny_wait: u64,
     outage: Outage,
+    /// Where an outage's event goes (with its warning).
+    audit: Option<std::sync::Arc<crate::audit::Audit>>,
 }
 
 impl fmt::Debug for RedisLimit {
@@ -52,7 +54,12 @@ impl fmt::Debug for RedisLimit {
 impl RedisLimit {
     /// The limiter of `config` (with its `redis_url`); it connects on the first request, so a
     /// Redis that is down at launch does not stop the app. Called inside Rocket's runtime.
-    pub(super) fn new(config: &RateLimitConfig, per_minute: NonZeroU32, burst: NonZeroU32) -> Self {
+    pub(super) fn new(
+        config: &RateLimitConfig,
+        per_minute: NonZeroU32,
+        burst: NonZeroU32,
+        audit: Option<std::sync::Arc<crate::audit::Audit>>,
+    ) -> Self {
         let timeout = Duration::from_millis(config.redis_timeout_ms);
         let connection = config.redis_url.as_ref().and_then(|url| {
             let manager = redis::Client::open(url.expose()).and_then(|client| {
@@ -77,12 +84,13 @@ impl RedisLimit {
             on_error: config.on_store_error,
             deny_wait: 60_u64.div_ceil(per_minute).max(1),
             outage: Outage::default(),
+            audit,
         }
     }
 
     /// `Ok` when a request from `client` may go on, else the seconds to wait; when Redis does
     /// not decide in time, what `on_store_error` says.
-    pub(super) async fn check(&self, client: ClientKey) -> Result<(), u64> {
+    pub(super) async fn check(&self, client: ClientKey, ip: std::net::IpAddr) -> Result<(), u64> {
         match self.decide(client).await {
             Ok((allowed, wait_us)) => {
                 self.store_reachable();
@@ -93,7 +101,7 @@ impl RedisLimit {
                 }
             }
             Err(failure) => {
-                self.store_unavailable(&failure);
+                self.store_unavailable(&failure, ip);
                 match self.on_error {
                     OnStoreError::Allow => Ok(()),
                     OnStoreError::Deny => Err(self.deny_wait),
@@ -122,10 +130,21 @@ impl RedisLimit {
     /// place an outage is reported. A warning is logged at most every `WARN_EVERY`, with the
     /// count of the failures it did not log. Audit events and metrics of an outage hook in
     /// here.
-    fn store_unavailable(&self, failure: &Failure) {
+    fn store_unavailable(&self, failure: &Failure, ip: std::net::IpAddr) {
+        crate::measure::rate_limit_store_unavailable();
         let Some(unlogged) = self.outage.failed(Instant::now()) else {
             return;
         };
+        if let Some(audit) = &self.audit {
+            let client = crate::audit::ClientInfo {
+                ip: Some(ip),
+                user_agent: None,
+            };
+            audit.emit_detached(crate::audit::AuthEvent::new(
+                crate::audit::AuthEventKind::RateLimitStoreUnavailable,
+                &client,
+            ));
+        }
         let outcome = match self.on_error {
             OnStoreError::Allow => "let through without a limit (on_store_error = \"allow\")",
             OnStoreError::Deny => "refused with 429 (on_store_error = \"deny\")",

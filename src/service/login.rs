@@ -1,9 +1,11 @@
 //! The rest of a sign-in once its state checked out: exchange, profile, policy, then a sign-in
 //! (upsert, JWT, session) or a link.
 
+use crate::audit::{AuthEvent, AuthEventKind, ClientInfo};
 use crate::flow::Flow;
 use crate::jwt::{Claims, Identity, IssuedJwt};
 use crate::login_error::LoginError;
+use crate::measure;
 use crate::provider::{FlowParams, Profile, TokenSet};
 use crate::store::{sign_in, LinkOutcome, NewSession};
 
@@ -18,6 +20,7 @@ impl AuthService {
         code: &str,
         flow: &Flow,
         current: Option<&Claims>,
+        client: &ClientInfo,
     ) -> Result<Option<IssuedJwt>, LoginError> {
         let entry = self
             .providers
@@ -58,7 +61,15 @@ impl AuthService {
                 .await
                 .map_err(LoginError::Store)?
             {
-                LinkOutcome::Linked => Ok(None),
+                LinkOutcome::Linked => {
+                    measure::login(provider, "linked");
+                    let event = AuthEvent::new(AuthEventKind::Linked, client)
+                        .user(Some(user_id))
+                        .provider(Some(provider))
+                        .session(current.map(|c| c.jti.as_str()));
+                    self.audit().emit(event).await;
+                    Ok(None)
+                }
                 LinkOutcome::TakenByOther => Err(LoginError::Conflict("identity_linked_elsewhere")),
                 LinkOutcome::ProviderAlreadyLinked => {
                     Err(LoginError::Conflict("provider_already_linked"))
@@ -73,7 +84,7 @@ impl AuthService {
             created_at: iat,
             expires_at,
         };
-        let (user, _created) = self
+        let (user, created) = self
             .store
             .upsert_login(
                 provider,
@@ -97,6 +108,12 @@ impl AuthService {
             log::error!("social_auth: {e}");
             LoginError::Token
         })?;
+        measure::login(provider, if created { "new" } else { "returning" });
+        let event = AuthEvent::new(AuthEventKind::SignIn { new_user: created }, client)
+            .user(Some(user.id))
+            .provider(Some(provider))
+            .session(Some(&jwt.claims.jti));
+        self.audit().emit(event).await;
         Ok(Some(jwt))
     }
 }

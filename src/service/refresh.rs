@@ -20,6 +20,14 @@ impl AuthService {
     /// rotate refresh tokens (GitHub Apps): a second call with the old token would fail and sign
     /// the user out.
     pub async fn refresh(&self, user_id: i64, provider: &str) -> RefreshReply {
+        let reply = self.refresh_coordinated(user_id, provider).await;
+        if let Some(outcome) = crate::audit::RefreshOutcome::of(&reply) {
+            crate::measure::refresh(provider, outcome.as_str());
+        }
+        reply
+    }
+
+    async fn refresh_coordinated(&self, user_id: i64, provider: &str) -> RefreshReply {
         let Some(client) = self.provider(provider) else {
             return RefreshReply::NoRefreshToken;
         };

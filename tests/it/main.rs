@@ -4,6 +4,7 @@
 mod common;
 
 mod apple;
+mod audit;
 mod config;
 mod custom_provider;
 mod discord;
@@ -18,6 +19,7 @@ mod gitlab;
 mod guard;
 mod hardening;
 mod linkedin;
+mod metrics;
 mod microsoft;
 mod oauth2;
 mod oidc;

@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod faults;
 mod instances;
+mod metrics;
 mod ratelimit;
 mod security;
 
