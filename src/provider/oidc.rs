@@ -580,12 +580,6 @@ impl Oidc {
         ctx: &ProviderContext<'_>,
         quirks: Quirks,
     ) -> Result<Self, ConfigError> {
-        if settings.token_auth == Some(TokenAuth::None) && !quirks.pkce {
-            return Err(ConfigError::new(
-                ctx.key("token_auth"),
-                "cannot be \"none\" for this provider: a public client needs PKCE, which it does not take",
-            ));
-        }
         let (token_auth, secret) = (settings.token_auth, settings.client_secret);
         let credential = || match (token_auth, secret) {
             (Some(TokenAuth::None), None) => Ok(Credential::Public),
@@ -604,6 +598,12 @@ impl Oidc {
             settings.offline,
             credential,
         )?;
+        if token_auth == Some(TokenAuth::None) && !quirks.pkce {
+            return Err(ConfigError::new(
+                ctx.key("token_auth"),
+                "cannot be \"none\" for this provider: a public client needs PKCE, which it does not take",
+            ));
+        }
         oidc.token_auth = token_auth;
         Ok(oidc)
     }
