@@ -315,6 +315,7 @@ impl AuthService {
             unwritten: self.unwritten.clone(),
             rate_limit: self.rate_limit.clone(),
             every: std::time::Duration::from_secs(self.config.revocation_cache_secs),
+            since: None,
         }
     }
 }
