@@ -16,4 +16,5 @@ mod oidc;
 mod ratelimit;
 mod refresh;
 mod security;
+mod seed;
 mod store;
