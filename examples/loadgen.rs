@@ -11,6 +11,8 @@
 //! loadgen logins --app U   [load]    whole logins: start -> provider authorize -> callback
 //! loadgen provider --fake U [load]   the same provider round-trips with no app in between:
 //!                                    authorize, token, GET /user, GET /user/emails
+//! loadgen scalar --db URL --sql S    prints the one integer the query answers (SQLite or
+//!                                    PostgreSQL), e.g. the expired sessions left to purge
 //! load: --concurrency C (32) --secs S (10) --warmup-secs W (2) --users N (1000)
 //!       --pids name=pid,... (CPU per operation of those processes) --pg (and of PostgreSQL)
 //! ```
@@ -43,7 +45,9 @@ type Res<T> = Result<T, String>;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
-        eprintln!("usage: loadgen fake|free-port|wait|session|logins|provider [--key value]...");
+        eprintln!(
+            "usage: loadgen fake|free-port|wait|session|logins|provider|scalar [--key value]..."
+        );
         return ExitCode::from(2);
     };
     let opts = match Opts::parse(rest) {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
             "wait" => wait(&opts).await,
             "session" => session(&opts).await,
             "logins" | "provider" => load(command == "logins", &opts).await,
+            "scalar" => scalar(&opts).await,
             other => Err(format!("unknown command {other:?}")),
         }
     });
@@ -123,6 +128,23 @@ impl Opts {
     fn flag(&self, key: &str) -> bool {
         self.0.contains_key(key)
     }
+}
+
+/// One integer from the database (through sqlx, which both backends share).
+async fn scalar(opts: &Opts) -> Res<()> {
+    use sqlx::{ConnectOptions, Connection};
+    use std::str::FromStr;
+    sqlx::any::install_default_drivers();
+    let options =
+        sqlx::any::AnyConnectOptions::from_str(opts.str("db")?).map_err(|e| e.to_string())?;
+    let mut conn = options.connect().await.map_err(|e| e.to_string())?;
+    let n: i64 = sqlx::query_scalar(opts.str("sql")?)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    conn.close().await.map_err(|e| e.to_string())?;
+    println!("{n}");
+    Ok(())
 }
 
 fn user_login(i: u64) -> String {

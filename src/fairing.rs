@@ -385,7 +385,7 @@ impl Fairing for SocialAuthFairing {
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
         if let Some(service) = rocket.state::<AuthService>() {
-            let upkeep = service.upkeep();
+            let mut upkeep = service.upkeep();
             // The first load before the first request, then in the background.
             upkeep.reload().await;
             rocket::tokio::spawn(upkeep.run(rocket.shutdown()));

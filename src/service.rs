@@ -354,6 +354,7 @@ impl AuthService {
                 .stores()
                 .then_some(self.config.audit.retention_days),
             every: std::time::Duration::from_secs(self.config.revocation_cache_secs),
+            since: None,
         }
     }
 }

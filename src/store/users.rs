@@ -420,10 +420,11 @@ impl Store {
                 .await?;
             // A user has one identity per provider: its sign-ins are the sessions of this
             // user with this provider.
-            let revoked: Vec<(String, i64)> = sqlx::query_as(
-                "UPDATE sessions SET revoked_at = $1 WHERE sub = $2 AND provider = $3 \
+            let revoked: Vec<(String, i64)> = sqlx::query_as(&format!(
+                "UPDATE sessions SET revoked_at = {} WHERE sub = $2 AND provider = $3 \
                  AND revoked_at IS NULL AND expires_at > $1 RETURNING jti, expires_at",
-            )
+                self.db_now()
+            ))
             .bind(now())
             .bind(user_id.to_string())
             .bind(provider)

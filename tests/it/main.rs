@@ -26,6 +26,7 @@ mod oidc;
 mod ratelimit;
 mod refresh;
 mod security;
+mod seed;
 mod slack;
 mod store;
 mod token_auth;
