@@ -124,8 +124,9 @@ pub struct Config {
     /// configured; in debug a random per-process key is used when empty. Default `[]`.
     #[serde(default)]
     pub token_keys: Vec<Secret>,
-    /// How often, in seconds, an instance reloads the revoked sessions from the database: how
-    /// stale another instance's view of a logout may be. Default `5`.
+    /// How often, in seconds, an instance reads the sessions revoked since its last read (all
+    /// of them once, at start): how stale another instance's view of a logout may be.
+    /// Default `5`.
     #[serde(default = "default_revocation_cache")]
     pub revocation_cache_secs: u64,
     /// Per-client rate limit of login start, callback and refresh; absent means none.

@@ -235,8 +235,7 @@ pub async fn seed(
         conn.execute("PRAGMA synchronous = OFF; PRAGMA cache_size = -262144")
             .await?;
     }
-    let mut report = Report::default();
-    report.users = write_all(
+    let users_written = write_all(
         conn,
         "INSERT INTO users (id, name, email, email_key, avatar_url, created_at, updated_at, \
          email_vouched_by)",
@@ -260,6 +259,10 @@ pub async fn seed(
         },
     )
     .await?;
+    let mut report = Report {
+        users: users_written,
+        ..Report::default()
+    };
     let mut identity_id = 0i64;
     report.identities = write_all(
         conn,
