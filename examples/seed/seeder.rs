@@ -220,7 +220,6 @@ async fn write_all(
 
 /// Writes the plan into a migrated database (the app's migrations, run by the caller), on one
 /// connection.
-#[allow(clippy::field_reassign_with_default)] // each count is set as its table is written
 pub async fn seed(
     conn: &mut AnyConnection,
     vault: &TokenVault,
